@@ -1,0 +1,3 @@
+from tgvc_rt.cli import main
+
+main()
