@@ -1,1 +1,102 @@
+"""The .tgv bitstream (spec: docs/bitstream.md).
 
+Stream order: preamble, HEADER, then for each group its keyframes (the first group's start keyframe,
+then every group's end keyframe) followed by its GROUP section, and a final END section. Each group
+references only its two keyframes, so groups decode independently.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from ..errors import BitstreamError
+from .header import HASH_BYTES, StreamHeader
+from .sections import (MAX_SECTION_BYTES, VERSION_MAJOR, VERSION_MINOR, Section, SectionType,
+                       check_preamble, iter_sections, pack_preamble, pack_section)
+
+__all__ = ["StreamHeader", "Bitstream", "GroupPayload", "write_bitstream", "read_bitstream",
+           "iter_sections", "Section", "SectionType", "HASH_BYTES", "VERSION_MAJOR", "VERSION_MINOR"]
+
+_INDEX = struct.Struct("<I")
+_GROUP = struct.Struct("<II")
+
+
+@dataclass
+class GroupPayload:
+    start: int
+    end: int
+    tracks: bytes  # trajectory payload (encoder.trajectories)
+
+
+@dataclass
+class Bitstream:
+    header: StreamHeader
+    keyframes: dict[int, bytes] = field(default_factory=dict)   # frame index -> image payload
+    groups: list[GroupPayload] = field(default_factory=list)
+    section_sizes: dict[str, int] = field(default_factory=dict)  # bytes per section kind (read side)
+
+    def keyframe_indices(self) -> list[int]:
+        return sorted(self.keyframes)
+
+
+def write_bitstream(bs: Bitstream) -> bytes:
+    """Serialise a complete stream; validates the group/keyframe structure first."""
+    _validate_structure(bs)
+    out = [pack_preamble(), pack_section(SectionType.HEADER, bs.header.pack())]
+    sent: set[int] = set()
+    for g in bs.groups:
+        for k in (g.start, g.end):
+            if k not in sent:
+                out.append(pack_section(SectionType.KEYFRAME, _INDEX.pack(k) + bs.keyframes[k]))
+                sent.add(k)
+        out.append(pack_section(SectionType.GROUP, _GROUP.pack(g.start, g.end) + g.tracks))
+    out.append(pack_section(SectionType.END, b""))
+    return b"".join(out)
+
+
+def read_bitstream(data: bytes) -> Bitstream:
+    """Parse and validate a whole stream (CRC of every section, structure, caps)."""
+    sections = iter_sections(data)
+    first = next(sections, None)
+    if first is None or first.kind != SectionType.HEADER:
+        raise BitstreamError("corrupt .tgv stream: the first section is not the header")
+    bs = Bitstream(StreamHeader.unpack(first.payload))
+    sizes = {"preamble": check_preamble(data), "header": first.size, "keyframe": 0, "group": 0, "end": 0}
+    for sec in sections:
+        if sec.kind == SectionType.KEYFRAME:
+            if len(sec.payload) < _INDEX.size:
+                raise BitstreamError(f"corrupt .tgv stream: keyframe section at byte {sec.offset} too short")
+            (index,) = _INDEX.unpack_from(sec.payload)
+            if index >= bs.header.num_frames or index in bs.keyframes:
+                raise BitstreamError(f"corrupt .tgv stream: bad or repeated keyframe index {index}")
+            bs.keyframes[index] = sec.payload[_INDEX.size:]
+        elif sec.kind == SectionType.GROUP:
+            if len(sec.payload) < _GROUP.size:
+                raise BitstreamError(f"corrupt .tgv stream: group section at byte {sec.offset} too short")
+            start, end = _GROUP.unpack_from(sec.payload)
+            bs.groups.append(GroupPayload(start, end, sec.payload[_GROUP.size:]))
+        elif sec.kind == SectionType.HEADER:
+            raise BitstreamError("corrupt .tgv stream: a second header section")
+        name = SectionType.NAMES.get(sec.kind, "other")  # unknown kinds (newer minor version) are skipped
+        sizes[name] = sizes.get(name, 0) + sec.size
+    _validate_structure(bs)
+    bs.section_sizes = sizes
+    return bs
+
+
+def _validate_structure(bs: Bitstream) -> None:
+    h = bs.header
+    if len(bs.groups) != h.num_groups or len(bs.keyframes) != h.num_keyframes:
+        raise BitstreamError(f"corrupt .tgv stream: header promises {h.num_groups} groups and "
+                             f"{h.num_keyframes} keyframes, stream holds {len(bs.groups)} and {len(bs.keyframes)}")
+    expected_start = 0
+    for g in bs.groups:
+        too_short = g.end <= g.start and h.num_frames > 1
+        if g.start != expected_start or too_short or g.end >= h.num_frames:
+            raise BitstreamError(f"corrupt .tgv stream: group {g.start}..{g.end} does not continue at "
+                                 f"frame {expected_start}")
+        if g.start not in bs.keyframes or g.end not in bs.keyframes:
+            raise BitstreamError(f"corrupt .tgv stream: group {g.start}..{g.end} lacks a keyframe")
+        expected_start = g.end
+    if expected_start != h.num_frames - 1:
+        raise BitstreamError(f"corrupt .tgv stream: groups end at frame {expected_start}, "
+                             f"the clip has {h.num_frames}")

@@ -1,1 +1,100 @@
+"""Video input and output: y4m natively, common containers through PyAV; outputs are written atomically."""
+from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import cv2
+import numpy as np
+
+from ..errors import InputError, OptionError
+from ..types import Video, VideoMeta
+from .atomic import atomic_open, atomic_path, write_bytes_atomic
+from .container import CONTAINER_SUFFIXES, ContainerWriter, iter_container
+from .y4m import Y4mWriter, i420_to_rgb, iter_y4m, rgb_to_i420
+
+__all__ = ["read_video", "iter_frames", "open_video_writer", "parse_size", "atomic_open", "atomic_path",
+           "write_bytes_atomic", "rgb_to_i420", "i420_to_rgb", "VIDEO_SUFFIXES"]
+
+VIDEO_SUFFIXES = (".y4m",) + CONTAINER_SUFFIXES
+MAX_FRAMES_IN_MEMORY = 100_000
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'352x288' -> (352, 288); None stays None."""
+    if not text:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise OptionError(f"--resize expects WIDTHxHEIGHT, got {text!r}") from None
+    if not (16 <= w <= 16384 and 16 <= h <= 16384):
+        raise OptionError(f"--resize {text}: width and height must be within 16..16384")
+    return w, h
+
+
+def _check_input(path: Path) -> str:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file")
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise InputError(f"{path}: unsupported input format {suffix or '(none)'}; "
+                         f"use one of {', '.join(VIDEO_SUFFIXES)}")
+    return suffix
+
+
+def iter_frames(path: str | os.PathLike, max_frames: int | None = None,
+                resize: tuple[int, int] | None = None) -> Iterator[tuple[VideoMeta, np.ndarray]]:
+    """Yield (meta, RGB uint8 frame) from a y4m or container file, optionally resized."""
+    path = Path(path)
+    suffix = _check_input(path)
+    source = (((h.meta, fr) for h, fr in iter_y4m(path, max_frames)) if suffix == ".y4m"
+              else iter_container(path, max_frames))
+    for meta, frame in source:
+        if resize is not None and (meta.width, meta.height) != resize:
+            frame = cv2.resize(frame, resize, interpolation=cv2.INTER_AREA)
+            meta = VideoMeta(resize[0], resize[1], meta.fps_num, meta.fps_den)
+        yield meta, frame
+
+
+def read_video(path: str | os.PathLike, max_frames: int | None = None,
+               resize: tuple[int, int] | None = None) -> Video:
+    """Read a whole clip into memory as RGB uint8 [N, H, W, 3]."""
+    if max_frames is not None and max_frames <= 0:
+        raise OptionError("--frames must be a positive number")
+    frames, meta = [], None
+    for meta, frame in iter_frames(path, max_frames, resize):
+        frames.append(frame)
+        if len(frames) > MAX_FRAMES_IN_MEMORY:
+            raise InputError(f"{path}: more than {MAX_FRAMES_IN_MEMORY} frames; use --frames")
+    if not frames or meta is None:
+        raise InputError(f"{path}: the video has no frames")
+    return Video(np.stack(frames), meta)
+
+
+class FrameWriter(Protocol):
+    def write(self, frame: np.ndarray) -> None: ...
+
+
+@contextlib.contextmanager
+def open_video_writer(path: str | os.PathLike, meta: VideoMeta) -> Iterator[FrameWriter]:
+    """Frame sink for .y4m or a container; the file appears only once every frame is written."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise InputError(f"{path}: unsupported output format {suffix or '(none)'}; "
+                         f"use one of {', '.join(VIDEO_SUFFIXES)}")
+    if suffix == ".y4m":
+        with atomic_open(path) as f:
+            yield Y4mWriter(f, meta)
+        return
+    with atomic_path(path, suffix=suffix) as tmp:
+        writer = ContainerWriter(tmp, meta, suffix)
+        try:
+            yield writer
+        finally:
+            writer.close()

@@ -1,0 +1,91 @@
+"""Low-level .tgv framing: magic + version, then length-prefixed sections each with a CRC32.
+
+Every size read from the stream is checked against caps and the bytes actually present before
+anything is allocated (dav1d-style hostility towards input).
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Iterator
+
+from ..errors import BitstreamError
+
+MAGIC = b"TGVC"
+VERSION_MAJOR = 1
+VERSION_MINOR = 0
+PREAMBLE = struct.Struct("<4sBB")          # magic, major, minor
+SECTION_HEAD = struct.Struct("<BBI")        # type, flags, payload length
+CRC = struct.Struct("<I")
+MAX_SECTION_BYTES = 256 << 20
+
+
+class SectionType:
+    HEADER = 0x01
+    KEYFRAME = 0x02
+    GROUP = 0x03
+    END = 0x7F
+    NAMES = {HEADER: "header", KEYFRAME: "keyframe", GROUP: "group", END: "end"}
+
+
+@dataclass(frozen=True)
+class Section:
+    kind: int
+    flags: int
+    payload: bytes
+    offset: int  # byte offset of the section head in the stream
+
+    @property
+    def size(self) -> int:
+        """Bytes the section occupies in the stream, framing included."""
+        return SECTION_HEAD.size + len(self.payload) + CRC.size
+
+
+def pack_preamble() -> bytes:
+    return PREAMBLE.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR)
+
+
+def pack_section(kind: int, payload: bytes, flags: int = 0) -> bytes:
+    if len(payload) > MAX_SECTION_BYTES:
+        raise BitstreamError(f"section of {len(payload)} bytes exceeds the {MAX_SECTION_BYTES} byte cap")
+    head = SECTION_HEAD.pack(kind, flags, len(payload))
+    return head + payload + CRC.pack(zlib.crc32(head + payload))
+
+
+def check_preamble(data: bytes) -> int:
+    """Validate magic and version; return the offset of the first section."""
+    if len(data) < PREAMBLE.size:
+        raise BitstreamError("not a .tgv stream (too short)")
+    magic, major, minor = PREAMBLE.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise BitstreamError("not a .tgv stream (bad magic)")
+    if major != VERSION_MAJOR:
+        raise BitstreamError(f".tgv version {major}.{minor} is not supported by this decoder "
+                             f"(reads {VERSION_MAJOR}.x)")
+    return PREAMBLE.size
+
+
+def iter_sections(data: bytes) -> Iterator[Section]:
+    """Yield sections in stream order, verifying each CRC. Stops after the END section."""
+    pos = check_preamble(data)
+    while True:
+        if pos + SECTION_HEAD.size > len(data):
+            raise BitstreamError(f"truncated .tgv stream: section header at byte {pos} is incomplete")
+        kind, flags, length = SECTION_HEAD.unpack_from(data, pos)
+        if length > MAX_SECTION_BYTES:
+            raise BitstreamError(f"corrupt .tgv stream: section at byte {pos} claims {length} bytes")
+        end = pos + SECTION_HEAD.size + length
+        if end + CRC.size > len(data):
+            raise BitstreamError(f"truncated .tgv stream: section at byte {pos} needs {length} bytes "
+                                 f"of payload, {max(0, len(data) - pos - SECTION_HEAD.size - CRC.size)} remain")
+        (crc,) = CRC.unpack_from(data, end)
+        if zlib.crc32(data[pos:end]) != crc:
+            name = SectionType.NAMES.get(kind, f"type {kind}")
+            raise BitstreamError(f"corrupt .tgv stream: CRC mismatch in {name} section at byte {pos}")
+        yield Section(kind, flags, bytes(data[pos + SECTION_HEAD.size:end]), pos)
+        pos = end + CRC.size
+        if kind == SectionType.END:
+            if pos != len(data):
+                raise BitstreamError(f"corrupt .tgv stream: {len(data) - pos} trailing bytes after the end")
+            return
