@@ -1,0 +1,225 @@
+"""`tgvc-rt` command line: parses flags and calls the stages; no codec logic lives here."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import OptionError, TgvcError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Trajectory-guided generative video coding at ultra-low bitrates.")
+
+Quiet = typer.Option(False, "--quiet", "-q", help="No progress bar or summary.")
+
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        typer.echo(text, err=True)
+
+
+def _check_range(name: str, value, lo, hi) -> None:
+    if value is not None and not (lo <= value <= hi):
+        raise OptionError(f"{name} {value}: must be within {lo}..{hi}")
+
+
+@app.command()
+def encode(
+    input: Path = typer.Argument(..., help="Input video (.y4m, .mp4, .mkv, .webm, .mov, .avi)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output .tgv stream."),
+    bpp: float = typer.Option(0.005, help="Target bits per pixel."),
+    kbps: Optional[float] = typer.Option(None, help="Target kbit/s (overrides --bpp)."),
+    frames: Optional[int] = typer.Option(None, help="Encode only the first N frames."),
+    resize: Optional[str] = typer.Option(None, help="Resize to WIDTHxHEIGHT before coding."),
+    max_gap: int = typer.Option(15, help="Largest keyframe distance (16-frame decoding window: 15)."),
+    tracker: str = typer.Option("dis", help="Point tracker: dis, lk or onnx."),
+    grid_step: int = typer.Option(8, help="Spacing of the tracking query grid in pixels."),
+    track_share: float = typer.Option(0.25, help="Largest share of the budget for trajectories."),
+    track_step: float = typer.Option(0.5, help="Trajectory quantisation step in pixels."),
+    seed: Optional[int] = typer.Option(None, help="Decoder noise seed stored in the stream (random if unset)."),
+    quiet: bool = Quiet,
+) -> None:
+    """Encode a video into keyframes + trajectories (.tgv)."""
+    from .encoder.pipeline import EncodeOptions, encode_video
+    from .encoder.ratecontrol import RateOptions
+    from .io import parse_size, read_video, write_bytes_atomic
+    from .models import default_model_set_hash
+    from .progress import progress
+
+    _check_range("--max-gap", max_gap, 1, 1000)
+    _check_range("--grid-step", grid_step, 2, 256)
+    _check_range("--track-step", track_step, 1 / 16, 8)
+    _check_range("--seed", seed, 0, (1 << 63) - 1)
+    if tracker not in ("dis", "lk", "onnx"):
+        raise OptionError(f"--tracker {tracker!r}: choose dis, lk or onnx")
+    if output.suffix.lower() != ".tgv":
+        raise OptionError(f"{output}: the output of encode must end in .tgv")
+    video = read_video(input, max_frames=frames, resize=parse_size(resize))
+    options = EncodeOptions(rate=RateOptions(bpp=bpp, kbps=kbps, track_share=track_share), seed=seed,
+                            model_set_hash=default_model_set_hash())
+    options.keyframes.max_gap = max_gap
+    options.tracking.method, options.tracking.grid_step = tracker, grid_step
+    options.trajectories.step = track_step
+    t0 = time.perf_counter()
+    with progress("encoding", len(video), quiet) as advance:
+        result = encode_video(video, options, advance)
+    write_bytes_atomic(output, result.data)
+    dt = time.perf_counter() - t0
+    _say(quiet, f"{output}: {len(result.data)} bytes, {result.bpp(video):.5f} bpp "
+                f"(target {result.target_bytes * 8 / (video.meta.width * video.meta.height * len(video)):.5f}), "
+                f"{len(result.keyframes)} keyframes {result.keyframe_bytes} B, {result.num_tracks} tracks "
+                f"{result.track_bytes} B, {len(video) / dt:.1f} frames/s")
+
+
+@app.command()
+def decode(
+    input: Path = typer.Argument(..., help="Input .tgv stream."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output video (.y4m, .mp4, .mkv, .webm)."),
+    mode: str = typer.Option("warp", help="warp (fast, classical) or diffusion (guided latent diffusion)."),
+    steps: int = typer.Option(6, help="Diffusion: guided denoising steps."),
+    strength: float = typer.Option(0.5, help="Diffusion: warm-start strength (1 = from pure noise)."),
+    guidance_scale: float = typer.Option(30.0, help="Diffusion: trajectory guidance scale s."),
+    device: str = typer.Option("cpu", help="Diffusion: cpu, cuda, tensorrt or auto."),
+    threads: Optional[int] = typer.Option(None, help="Diffusion: CPU threads for ONNX Runtime."),
+    models: str = typer.Option("default", help="Model set name or folder."),
+    quiet: bool = Quiet,
+) -> None:
+    """Decode a .tgv stream into a video."""
+    from .decoder.pipeline import DecodeOptions, DecodeStats, iter_decoded_frames, read_stream_file, stream_meta
+    from .bitstream import read_bitstream
+    from .io import open_video_writer
+    from .progress import progress
+
+    _check_range("--steps", steps, 1, 1000)
+    _check_range("--strength", strength, 0.0, 1.0)
+    _check_range("--guidance-scale", guidance_scale, 0.0, 1e6)
+    _check_range("--threads", threads, 1, 1024)
+    options = DecodeOptions(mode=mode, model_set=models)
+    if mode == "diffusion":
+        from .decoder.diffusion import DiffusionOptions
+
+        options.diffusion = DiffusionOptions(steps=steps, strength=strength, guidance_scale=guidance_scale,
+                                             device=device, threads=threads)
+    data = read_stream_file(input)
+    bs = read_bitstream(data)
+    stats = DecodeStats()
+    t0 = time.perf_counter()
+    with progress("decoding", bs.header.num_frames, quiet) as advance, \
+            open_video_writer(output, stream_meta(bs)) as writer:
+        for frame in iter_decoded_frames(data, options, stats):
+            writer.write(frame)
+            advance(1)
+    dt = time.perf_counter() - t0
+    _say(quiet, f"{output}: {stats.frames} frames, {mode}, {stats.frames / dt:.1f} frames/s")
+
+
+@app.command()
+def info(
+    input: Optional[Path] = typer.Argument(None, help="A .tgv stream (omit with --models)."),
+    models: Optional[str] = typer.Option(None, help="Describe a model set (name or folder) instead."),
+) -> None:
+    """Print a stream's structure and bit split, or a model set."""
+    from .info import describe_models, describe_stream
+
+    if models is not None:
+        typer.echo(describe_models(models))
+    elif input is not None:
+        typer.echo(describe_stream(input))
+    else:
+        raise OptionError("give a .tgv file or --models NAME")
+
+
+@app.command("eval")
+def eval_(
+    reference: Path = typer.Argument(..., help="Reference video (.y4m)."),
+    test: Path = typer.Argument(..., help="Decoded video (.y4m)."),
+    tgv: Optional[Path] = typer.Option(None, help="The .tgv stream, to report bpp."),
+    metrics: str = typer.Option("psnr,msssim,vmaf,cvvdp", help="Comma-separated metrics."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+) -> None:
+    """Measure PSNR-Y, MS-SSIM, VMAF and ColorVideoVDP (JOD) of a decoded video."""
+    import json
+
+    from .io import write_bytes_atomic
+    from .metrics.evaluate import evaluate, format_report
+
+    result = evaluate(reference, test, tgv_path=tgv, metrics=tuple(m.strip() for m in metrics.split(",") if m))
+    typer.echo(format_report(result))
+    if json_out is not None:
+        write_bytes_atomic(json_out, json.dumps(result, indent=2).encode())
+
+
+@app.command()
+def export(
+    set_name: str = typer.Option("default", "--set", help="Model set to regenerate from checkpoints."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: the package's model folder)."),
+) -> None:
+    """Regenerate a model set's ONNX files from checkpoints (needs the `export` extra: torch)."""
+    from .exporting import run_export
+
+    run_export(set_name, out)
+
+
+@app.command("build-engines")
+def build_engines(
+    models: str = typer.Option("default", help="Model set name or folder."),
+    precision: str = typer.Option("fp16", help="fp16 or fp32."),
+    width: int = typer.Option(352, help="Largest frame width the engines must take."),
+    height: int = typer.Option(288, help="Largest frame height the engines must take."),
+    cache: Optional[Path] = typer.Option(None, help="Engine cache folder (default ~/.cache/tgvc-rt/engines)."),
+) -> None:
+    """Build TensorRT engines for a model set (needs the `trt` extra)."""
+    from .backends.trt import build_engines as build
+
+    for path in build(models, precision=precision, max_size=(width, height), cache_dir=cache):
+        typer.echo(str(path))
+
+
+@app.command()
+def bench(
+    input: Path = typer.Argument(..., help="Clip to measure on (.y4m)."),
+    bpp: float = typer.Option(0.005, help="Target bits per pixel."),
+    mode: str = typer.Option("warp", help="Decoder mode."),
+    frames: Optional[int] = typer.Option(None, help="Only the first N frames."),
+    repeat: int = typer.Option(3, help="Timed repetitions after one warm-up."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
+) -> None:
+    """Time encode and decode stages (warm-up, repetitions, mean ± stdev)."""
+    from .bench import run_bench
+
+    _check_range("--repeat", repeat, 1, 1000)
+    typer.echo(run_bench(input, bpp=bpp, mode=mode, frames=frames, repeat=repeat, json_out=json_out))
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit."""
+    try:
+        app(standalone_mode=False)
+    except TgvcError as e:
+        typer.echo(f"tgvc-rt: error: {e}", err=True)
+        sys.exit(2)
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename else ""
+        typer.echo(f"tgvc-rt: error: {e.strerror or e}{where}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("tgvc-rt: interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the CLI never shows a traceback unless asked
+        import click
+
+        if isinstance(e, click.exceptions.Exit):
+            sys.exit(e.exit_code)
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(130)
+        if os.environ.get("TGVC_DEBUG"):
+            raise
+        typer.echo(f"tgvc-rt: internal error: {type(e).__name__}: {e} (set TGVC_DEBUG=1 for details)", err=True)
+        sys.exit(1)

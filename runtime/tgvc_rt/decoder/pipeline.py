@@ -1,0 +1,123 @@
+"""The decoder: .tgv -> frames, one keyframe group at a time (streaming, bounded memory).
+
+read .tgv -> per group: decode its two keyframes and its tracks -> warp interpolation
+          -> (mode "diffusion") guided latent diffusion refinement -> emit frames in order
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..bitstream import Bitstream, read_bitstream
+from ..encoder import keyframe_codec
+from ..encoder.trajectories import decode_tracks
+from ..errors import BitstreamError, ModelSetError, OptionError
+from ..types import VideoMeta
+from .warp import WarpOptions, interpolate_group
+
+MODES = ("warp", "diffusion")
+_CODEC_NAMES = {v: k for k, v in keyframe_codec.CODEC_IDS.items()}
+
+
+@dataclass
+class DecodeOptions:
+    mode: str = "warp"
+    warp: WarpOptions = field(default_factory=WarpOptions)
+    diffusion: object | None = None      # decoder.diffusion.DiffusionOptions (mode "diffusion")
+    model_set: str = "default"           # name or path of the model set (mode "diffusion")
+    check_model_set: bool = True         # refuse streams made for another model set
+
+
+@dataclass
+class DecodeStats:
+    seconds: dict[str, float] = field(default_factory=dict)
+    frames: int = 0
+
+    def add(self, stage: str, dt: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
+
+
+def stream_meta(bs: Bitstream) -> VideoMeta:
+    h = bs.header
+    return VideoMeta(h.width, h.height, h.fps_num, h.fps_den)
+
+
+def _open_diffusion(bs: Bitstream, options: DecodeOptions) -> Callable:
+    from ..models import load_model_set, model_set_hash
+    from .diffusion import DiffusionOptions, diffuse_group
+
+    models = load_model_set(options.model_set, device=getattr(options.diffusion, "device", "cpu"))
+    if options.check_model_set and model_set_hash(models.path) != bs.header.model_set_hash:
+        raise ModelSetError(f"this stream was made for model set {bs.header.model_set_hash.hex()}, "
+                            f"but {options.model_set!r} is {model_set_hash(models.path).hex()}; "
+                            f"pass the matching --models or decode with --mode warp")
+    dopts = options.diffusion or DiffusionOptions()
+
+    def run(warp_frames, key_a, key_b, tracks, group_index, timings):
+        return diffuse_group(warp_frames, key_a, key_b, tracks, models, dopts,
+                             seed=(bs.header.noise_seed + group_index) % (1 << 63), timings=timings)
+
+    return run
+
+
+def iter_decoded_frames(data: bytes, options: DecodeOptions = DecodeOptions(),
+                        stats: DecodeStats | None = None) -> Iterator[np.ndarray]:
+    """Yield decoded RGB frames in display order."""
+    if options.mode not in MODES:
+        raise OptionError(f"--mode {options.mode!r}: choose one of {', '.join(MODES)}")
+    stats = stats if stats is not None else DecodeStats()
+    bs = read_bitstream(data)
+    h = bs.header
+    codec = _CODEC_NAMES.get(h.keyframe_codec)
+    if codec is None:
+        raise BitstreamError(f"unknown keyframe codec id {h.keyframe_codec}")
+    diffuse = _open_diffusion(bs, options) if options.mode == "diffusion" else None
+
+    cache: dict[int, np.ndarray] = {}
+
+    def keyframe(index: int) -> np.ndarray:
+        if index not in cache:
+            t0 = time.perf_counter()
+            cache[index] = keyframe_codec.decode_keyframe(bs.keyframes[index], h.width, h.height, codec)
+            stats.add("keyframes", time.perf_counter() - t0)
+        return cache[index]
+
+    for g, group in enumerate(bs.groups):
+        key_a, key_b = keyframe(group.start), keyframe(group.end)
+        for old in [k for k in cache if k < group.start]:
+            del cache[old]
+        num = group.end - group.start + 1
+        t0 = time.perf_counter()
+        tracks = decode_tracks(group.tracks, num, h.width, h.height)
+        stats.add("tracks", time.perf_counter() - t0)
+        if num == 1:
+            frames = key_a[None]
+        else:
+            t0 = time.perf_counter()
+            frames = interpolate_group(key_a, key_b, tracks, options.warp)
+            stats.add("warp", time.perf_counter() - t0)
+            if diffuse is not None and num > 2:
+                t0 = time.perf_counter()
+                frames = diffuse(frames, key_a, key_b, tracks, g, stats.seconds)
+                stats.add("diffusion", time.perf_counter() - t0)
+        first = 0 if g == 0 else 1  # the start keyframe was the previous group's last frame
+        for frame in frames[first:]:
+            stats.frames += 1
+            yield frame
+
+
+def read_stream_file(path) -> bytes:
+    from pathlib import Path
+
+    from ..errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size > (1 << 31):
+        raise InputError(f"{path}: {size} bytes is too large for a .tgv stream")
+    return path.read_bytes()

@@ -1,0 +1,114 @@
+"""The encoder: frames -> keyframes + selected trajectories -> one .tgv stream.
+
+read frames -> plan keyframes -> per group: track (fwd + bwd) -> select -> code tracks
+            -> rate control (track share, keyframe budgets) -> code keyframes -> write .tgv
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from ..bitstream import Bitstream, GroupPayload, StreamHeader, write_bitstream
+from ..progress import Advance, _noop
+from ..types import GroupSpan, Tracks, Video, groups_from_keyframes
+from . import keyframe_codec, ratecontrol
+from .keyframes import KeyframeOptions, plan_keyframes
+from .selection import SelectionOptions, limit_tracks, select_tracks
+from .tracking import TrackingOptions, track_group
+from .trajectories import TrajectoryCodingOptions, encode_tracks
+
+
+@dataclass
+class EncodeOptions:
+    rate: ratecontrol.RateOptions = field(default_factory=ratecontrol.RateOptions)
+    keyframes: KeyframeOptions = field(default_factory=KeyframeOptions)
+    tracking: TrackingOptions = field(default_factory=TrackingOptions)
+    selection: SelectionOptions = field(default_factory=SelectionOptions)
+    trajectories: TrajectoryCodingOptions = field(default_factory=TrajectoryCodingOptions)
+    keyframe_codec: str = "av1"
+    seed: int | None = None          # decoder noise seed written to the header (random when None)
+    model_set_hash: bytes = bytes(16)
+
+
+@dataclass
+class EncodeResult:
+    data: bytes
+    keyframes: list[int]
+    keyframe_bytes: int
+    track_bytes: int
+    num_tracks: int
+    target_bytes: int
+    seconds: dict[str, float]
+
+    def bpp(self, video: Video) -> float:
+        return len(self.data) * 8 / (video.meta.width * video.meta.height * len(video))
+
+
+def _select_group(video: Video, span: GroupSpan, options: EncodeOptions) -> Tracks:
+    frames = video.frames[span.start: span.end + 1]
+    if span.num_frames < 3:
+        return Tracks.empty(span.num_frames)
+    return select_tracks(track_group(frames, options.tracking), frames, options.selection)
+
+
+def _code_tracks(selected: list[Tracks], budget: int, video: Video,
+                 options: EncodeOptions) -> tuple[list[bytes], int]:
+    """Code every group's tracks, keeping the same fraction (the most important tracks) of each group,
+    the largest fraction whose payloads fit ``budget``. Returns (payloads, tracks kept)."""
+    w, h = video.meta.width, video.meta.height
+
+    def kept(t: Tracks, permille: int) -> int:
+        return min(t.num_tracks, max(options.rate.min_tracks_per_group, t.num_tracks * permille // 1000))
+
+    def coded(permille: int) -> list[bytes]:
+        return [encode_tracks(limit_tracks(t, kept(t, permille)), w, h, options.trajectories) for t in selected]
+
+    keep = ratecontrol.fit_tracks(lambda p: sum(map(len, coded(p))), 1000, budget)
+    return coded(keep), sum(kept(t, keep) for t in selected)
+
+
+def encode_video(video: Video, options: EncodeOptions, advance: Advance = _noop) -> EncodeResult:
+    """Encode a whole clip. ``advance(n)`` is called as frames are analysed (progress)."""
+    n, meta = len(video), video.meta
+    seconds: dict[str, float] = {}
+    budget = ratecontrol.target_bytes(options.rate, meta.width, meta.height, n, meta.fps)
+    bpp = budget * 8 / (meta.width * meta.height * n)
+
+    t0 = time.perf_counter()
+    keyframes = plan_keyframes(video.frames, options.keyframes, bpp=bpp) if n > 1 else [0]
+    spans = groups_from_keyframes(keyframes)
+    seconds["plan"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    selected = []
+    for span in spans:
+        selected.append(_select_group(video, span, options))
+        advance(span.num_frames - 1)
+    seconds["track"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    content = budget - ratecontrol.fixed_bytes(len(keyframes), len(spans))
+    payloads, num_tracks = _code_tracks(selected, int(options.rate.track_share * content), video, options)
+    track_bytes = sum(map(len, payloads))
+    seconds["code_tracks"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    remaining = content - track_bytes
+    coded_keyframes: dict[int, bytes] = {}
+    for i, k in enumerate(keyframes):
+        share = ratecontrol.keyframe_share(remaining, len(keyframes) - i)
+        data, _quality = keyframe_codec.encode_keyframe_to_size(video.frames[k], share, options.keyframe_codec)
+        coded_keyframes[k] = data
+        remaining -= len(data)
+    seconds["code_keyframes"] = time.perf_counter() - t0
+    advance(1)
+
+    seed = options.seed if options.seed is not None else secrets.randbits(63)
+    header = StreamHeader(meta.width, meta.height, meta.fps_num, meta.fps_den, n,
+                          keyframe_codec.CODEC_IDS[options.keyframe_codec], 0, options.model_set_hash,
+                          seed, len(keyframes), len(spans))
+    groups = [GroupPayload(s.start, s.end, p) for s, p in zip(spans, payloads)]
+    data = write_bitstream(Bitstream(header, coded_keyframes, groups))
+    return EncodeResult(data, keyframes, sum(map(len, coded_keyframes.values())), track_bytes,
+                        num_tracks, budget, seconds)

@@ -1,0 +1,70 @@
+"""Rate control: split a bits-per-pixel budget between trajectories and keyframes.
+
+The budget of a clip is ``bpp * W * H * N`` bits. Fixed costs (preamble, header, section framing) come
+off first. Trajectories are cheap but not free: they may take at most ``track_share`` of the budget;
+if the selected tracks cost more, each group keeps fewer (the most important first). What is left
+goes to the keyframes, coded one after another, each given the remaining bytes divided by the number
+of keyframes still to code, so that a keyframe that comes in under its share passes the rest on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..bitstream.sections import CRC, PREAMBLE, SECTION_HEAD
+from ..errors import OptionError
+
+HEADER_BYTES = 50
+KEYFRAME_SECTION_OVERHEAD = SECTION_HEAD.size + CRC.size + 4
+GROUP_SECTION_OVERHEAD = SECTION_HEAD.size + CRC.size + 8
+MIN_BPP, MAX_BPP = 1e-4, 2.0
+
+
+@dataclass
+class RateOptions:
+    bpp: float | None = 0.005       # target bits per pixel (of the whole clip)
+    kbps: float | None = None       # alternative target in kbit/s (overrides bpp when given)
+    track_share: float = 0.25       # largest share of the budget the trajectories may take
+    min_tracks_per_group: int = 0   # never shrink a group below this many tracks
+
+
+def target_bytes(options: RateOptions, width: int, height: int, num_frames: int, fps: float) -> int:
+    """Byte budget of the whole stream."""
+    if options.kbps is not None:
+        if not (0.1 <= options.kbps <= 1e6):
+            raise OptionError(f"--kbps {options.kbps}: must be within 0.1..1000000")
+        bits = options.kbps * 1000.0 * num_frames / fps
+    else:
+        if options.bpp is None or not (MIN_BPP <= options.bpp <= MAX_BPP):
+            raise OptionError(f"--bpp {options.bpp}: must be within {MIN_BPP}..{MAX_BPP}")
+        bits = options.bpp * width * height * num_frames
+    if not (0.0 < options.track_share < 1.0):
+        raise OptionError(f"--track-share {options.track_share}: must be within (0, 1)")
+    return int(bits // 8)
+
+
+def fixed_bytes(num_keyframes: int, num_groups: int) -> int:
+    """Bytes of framing that do not depend on content."""
+    return (PREAMBLE.size + SECTION_HEAD.size + HEADER_BYTES + CRC.size
+            + num_keyframes * KEYFRAME_SECTION_OVERHEAD + num_groups * GROUP_SECTION_OVERHEAD
+            + SECTION_HEAD.size + CRC.size)
+
+
+def fit_tracks(payload_size: Callable[[int], int], max_tracks: int, budget: int, min_tracks: int = 0) -> int:
+    """Largest track count n <= max_tracks with payload_size(n) <= budget (binary search, monotone
+    in practice); at least ``min_tracks``."""
+    if payload_size(max_tracks) <= budget:
+        return max_tracks
+    lo, hi = min_tracks, max_tracks  # payload_size(lo) is accepted as is, hi is too big
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if payload_size(mid) <= budget:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def keyframe_share(remaining_bytes: int, keyframes_left: int, minimum: int = 32) -> int:
+    """Bytes for the next keyframe: an equal share of what is left, never below ``minimum``."""
+    return max(minimum, remaining_bytes // max(1, keyframes_left) - KEYFRAME_SECTION_OVERHEAD)
