@@ -1,0 +1,286 @@
+"""CUDA guidance kernel (runtime/tgvc_rt/kernels/guidance.cu) against the NumPy reference.
+
+GPU tests skip without a GPU and cuda-python; the compile test still builds the kernel with nvcc
+(or NVRTC) so a syntax error fails on a CPU-only machine. Most cases use *dyadic* data (latents
+multiples of 1/8, positions multiples of 1/16): every tap difference is then exact in fp32 and
+fp64, so sign(d) - ties at 0 included - is identical and the gradient must match to rounding.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tgvc_rt.kernels import launcher, nvrtc_cache
+
+CU = Path(launcher.__file__).with_name("guidance.cu")
+
+try:  # the shared NumPy reference (docs/guidance.md); the local oracle stands in without it
+    from tgvc_rt.diffusion.guidance import guidance_loss_and_grad as _shared_ref
+    from tgvc_rt.diffusion.guidance import reference_weights as _shared_weights
+except ImportError:  # pragma: no cover
+    _shared_ref = _shared_weights = None
+
+
+# ---- tiny float64 oracle (kept for cross-checking the shared reference) -------------------
+def oracle_weights(F: int) -> np.ndarray:
+    n, W = F - 1, np.zeros((F, 2))
+    a, b = n // 3, (6 * n) // 10  # the kernel's integer form of floor(0.6 n)
+    for f in range(1, n):
+        W[f] = (1, 0) if f <= a else (0, 1) if f >= b else (0.5, 0.5)
+    return W
+
+
+def _sample(planes, fidx, uv, h, w):
+    off = np.arange(-2, 3)
+    tdx, tdy = np.tile(off, 5), np.repeat(off, 5)
+    u, v = uv[:, 0].astype(np.float64), uv[:, 1].astype(np.float64)
+    fu, fv = np.clip(np.floor(u), -2**20, 2**20), np.clip(np.floor(v), -2**20, 2**20)
+    ax, ay = u - fu, v - fv
+    vals, corners = 0.0, []
+    for ox, oy, wt in ((0, 0, (1 - ax) * (1 - ay)), (1, 0, ax * (1 - ay)), (0, 1, (1 - ax) * ay), (1, 1, ax * ay)):
+        cx = (fu[:, None] + tdx + ox).astype(np.int64)
+        cy = (fv[:, None] + tdy + oy).astype(np.int64)
+        wv = np.where((cx >= 0) & (cx < w) & (cy >= 0) & (cy < h), wt[:, None], 0.0)
+        cx, cy = np.clip(cx, 0, w - 1), np.clip(cy, 0, h - 1)
+        vals = vals + wv[..., None] * planes[fidx[:, None], :, cy, cx]
+        corners.append((cx, cy, wv))
+    return vals, corners
+
+
+def oracle(x0, ref, pos, vis):
+    x0, ref = np.asarray(x0, np.float64), np.asarray(ref, np.float64)
+    F, C, h, w = x0.shape
+    K, n, W = pos.shape[0], F - 1, oracle_weights(F)
+    norm = K * np.count_nonzero(W) * 25 * C
+    grad = np.zeros(x0.shape)
+    if norm == 0:
+        return 0.0, grad
+    k, f = (a.ravel() for a in np.meshgrid(np.arange(K), np.arange(F), indexing="ij"))
+    P, corners = _sample(x0, f, pos[k, f], h, w)
+    coef, loss = np.zeros_like(P), 0.0
+    for r, rf in ((0, 0), (1, n)):
+        c = W[f, r] * vis[k, f] * vis[k, rf]
+        d = P - _sample(ref, np.full_like(f, r), pos[k, np.full_like(f, rf)], h, w)[0]
+        loss += float((c[:, None, None] * np.abs(d)).sum())
+        coef += c[:, None, None] * np.sign(d)
+    ch = np.arange(C)[None, None, :]
+    for cx, cy, wv in corners:
+        np.add.at(grad, (f[:, None, None], ch, cy[..., None], cx[..., None]), coef * wv[..., None] / norm)
+    return loss / norm, grad
+
+
+def reference(x0, ref, pos, vis):
+    if _shared_ref is None:
+        return oracle(x0, ref, pos, vis)
+    loss, grad = _shared_ref(np.asarray(x0, np.float64), np.asarray(ref, np.float64), pos, vis, dtype=np.float64)
+    return loss, grad
+
+
+def case(seed, F=16, C=8, h=12, w=20, K=24, dyadic=True, vis_mode="mixed", margin=3.0):
+    rng = np.random.default_rng(seed)
+    if dyadic:
+        x0 = rng.integers(-32, 33, (F, C, h, w)) / 8.0
+        ref = rng.integers(-32, 33, (2, C, h, w)) / 8.0
+        pos = rng.integers(int(-margin * 16), int((w - 1 + margin) * 16), (K, F, 2)) / 16.0
+        pos[..., 1] = rng.integers(int(-margin * 16), int((h - 1 + margin) * 16), (K, F)) / 16.0
+    else:
+        x0, ref = rng.standard_normal((F, C, h, w)), rng.standard_normal((2, C, h, w))
+        pos = np.stack([rng.uniform(-margin, w - 1 + margin, (K, F)), rng.uniform(-margin, h - 1 + margin, (K, F))], -1)
+    vis = {"ones": np.ones((K, F)), "mixed": rng.choice([0.0, 0.5, 1.0], (K, F), p=[0.2, 0.2, 0.6]),
+           "zeros": np.zeros((K, F))}[vis_mode]
+    return x0.astype(np.float32), ref.astype(np.float32), pos.astype(np.float32), vis.astype(np.float32)
+
+
+def rel(a, b):
+    nb = np.linalg.norm(b)
+    return np.linalg.norm(a - b) / nb if nb > 0 else np.linalg.norm(a)
+
+
+# ---- CPU-only tests ------------------------------------------------------------------------
+def test_oracle_matches_shared_reference():
+    if _shared_ref is None:
+        pytest.skip("tgvc_rt.diffusion.guidance not present yet")
+    for F in range(1, 40):
+        np.testing.assert_array_equal(oracle_weights(F), _shared_weights(F))
+    for seed, F in ((1, 16), (2, 5), (3, 4)):
+        x0, ref, pos, vis = case(seed, F=F)
+        lo, go = oracle(x0, ref, pos, vis)
+        lr, gr = reference(x0, ref, pos, vis)
+        assert abs(lo - lr) <= 1e-12 + 1e-9 * abs(lr)
+        assert rel(go, gr) < 1e-9
+
+
+def test_oracle_gradient_finite_difference():
+    x0, ref, pos, vis = case(5, F=6, C=2, h=8, w=9, K=5, dyadic=False)
+    x0 = x0.astype(np.float64)
+    _, g = oracle(x0, ref, pos, vis)
+    rng, eps = np.random.default_rng(0), 1e-7
+    for _ in range(5):
+        d = rng.standard_normal(x0.shape)
+        fd = (oracle(x0 + eps * d, ref, pos, vis)[0] - oracle(x0 - eps * d, ref, pos, vis)[0]) / (2 * eps)
+        assert abs(fd - float((g * d).sum())) < 1e-6 * max(1.0, abs(fd))
+
+
+def test_launcher_helpers_without_cuda():
+    assert launcher.balanced_tile(40, 64) == (20, 64)
+    assert launcher.balanced_tile(135, 240) == (27, 60)
+    a, b = launcher.ddim_coefficients(0.5, 0.5)
+    assert abs(a - 1) < 1e-12 and abs(b) < 1e-12
+    a, b = launcher.x0_coefficients(0.25)
+    assert abs(a - 2) < 1e-12 and abs(b + np.sqrt(0.75) * 2) < 1e-12
+    assert launcher.guidance_step_size(30, 0.25) == pytest.approx(30 * 0.75 / 0.5)
+    assert launcher.smem_bytes(20, 64) < 48 * 1024
+
+
+def _nvcc() -> str | None:
+    return shutil.which("nvcc") or next((p for p in ("/usr/local/cuda/bin/nvcc", "/usr/local/bin/nvcc")
+                                         if Path(p).is_file()), None)
+
+
+def test_kernel_source_compiles(tmp_path):
+    """A syntax error in guidance.cu fails here, GPU or not (nvcc, else NVRTC)."""
+    nvcc = _nvcc()
+    if nvcc:
+        for flag, out in (("-cubin", "g.cubin"), ("-ptx", "g.ptx")):
+            r = subprocess.run([nvcc, "-arch=sm_75", flag, "-o", str(tmp_path / out), str(CU)],
+                               capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stderr[-3000:]
+        return
+    try:
+        nvrtc_cache.nvrtc_version()
+    except Exception as err:
+        pytest.skip(f"neither nvcc nor NVRTC available: {err}")
+    nvrtc_cache.cached_compile("sm_75", directory=tmp_path)
+
+
+def test_nvrtc_compile_when_available(tmp_path):
+    try:
+        nvrtc_cache.nvrtc_version()
+    except Exception as err:
+        pytest.skip(f"NVRTC not available: {err}")
+    k = nvrtc_cache.cached_compile("compute_75", directory=tmp_path)
+    assert k.is_ptx and b"tgvc_guidance_f32" in k.image and k.path.is_file()
+    again = nvrtc_cache.cached_compile("compute_75", directory=tmp_path)
+    assert again.image == k.image
+
+
+# ---- GPU tests -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cg():
+    try:
+        g = launcher.CudaGuidance()
+    except Exception as err:  # no binding, no driver, no GPU, no NVRTC
+        pytest.skip(f"no usable GPU for the guidance kernel: {err}")
+    yield g
+    g.close()
+
+
+CASES = [dict(seed=10), dict(seed=11, F=5, C=3, h=7, w=9, K=9), dict(seed=12, F=4, C=32, h=40, w=64, K=60),
+         dict(seed=13, F=16, C=4, h=33, w=70, K=40, margin=6.0), dict(seed=14, F=3, K=7), dict(seed=15, vis_mode="ones")]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kw", CASES)
+def test_kernel_fp32_matches_reference(cg, kw):
+    x0, ref, pos, vis = case(**kw)
+    lr, gr = reference(x0, ref, pos, vis)
+    loss, grad = cg.loss_and_grad(x0, ref, pos, vis)
+    assert abs(loss - lr) <= 1e-5 * abs(lr) + 1e-12
+    assert rel(grad, gr) <= 1e-5
+    assert not grad[0].any() and not grad[-1].any()
+
+
+@pytest.mark.gpu
+def test_kernel_fp16_matches_reference(cg):
+    x0, ref, pos, vis = case(20, C=6)
+    lr, gr = reference(x0, ref, pos, vis)  # dyadic data is exact in fp16 too
+    loss, grad = cg.loss_and_grad(x0.astype(np.float16), ref.astype(np.float16), pos, vis)
+    assert abs(loss - lr) <= 1e-4 * abs(lr) and rel(grad, gr) <= 1e-4
+    x0, ref, pos, vis = case(21, C=6, dyadic=False)
+    x0h, refh = x0.astype(np.float16), ref.astype(np.float16)
+    lr, gr = reference(x0h.astype(np.float32), refh.astype(np.float32), pos, vis)
+    loss, grad = cg.loss_and_grad(x0h, refh, pos, vis)
+    assert abs(loss - lr) <= 1e-3 * abs(lr) and rel(grad, gr) <= 2e-2
+
+
+@pytest.mark.gpu
+def test_kernel_generic_floats_and_determinism(cg):
+    x0, ref, pos, vis = case(30, dyadic=False)
+    lr, gr = reference(x0, ref, pos, vis)
+    loss, grad = cg.loss_and_grad(x0, ref, pos, vis)
+    assert abs(loss - lr) <= 1e-5 * abs(lr)
+    assert rel(grad, gr) <= 1e-3  # a tap difference within rounding of 0 may flip sign(d)
+    assert np.mean(np.isclose(grad, gr, rtol=1e-4, atol=1e-9 * np.abs(gr).max())) > 0.999
+    loss2, grad2 = cg.loss_and_grad(x0, ref, pos, vis)
+    assert loss2 == loss and np.array_equal(grad2, grad)  # bit-reproducible
+
+
+@pytest.mark.gpu
+def test_kernel_edge_cases(cg):
+    x0, ref, pos, vis = case(40)
+    for p, v in ((pos[:0], vis[:0]), (pos, vis * 0)):  # K = 0, nothing visible
+        loss, grad = cg.loss_and_grad(x0, ref, p, v)
+        assert loss == 0.0 and not grad.any()
+    far = pos.copy()
+    far[::2] += 1e6  # far outside: reads zeros, no gradient there
+    far[1::4] -= 3e7
+    lr, gr = reference(x0, ref, far, vis)
+    loss, grad = cg.loss_and_grad(x0, ref, far, vis)
+    assert abs(loss - lr) <= 1e-5 * abs(lr) and rel(grad, gr) <= 1e-5
+    x2, r2, p2, v2 = case(41, F=2)  # no interior frame: no pairs
+    loss, grad = cg.loss_and_grad(x2, r2, p2, v2)
+    assert loss == 0.0 and not grad.any()
+
+
+@pytest.mark.gpu
+def test_kernel_small_tiles_and_variants(cg):
+    x0, ref, pos, vis = case(50, h=21, w=30, K=50)
+    lr, gr = reference(x0, ref, pos, vis)
+    small = launcher.CudaGuidance(options=launcher.GuidanceOptions(tile_h=8, tile_w=8))
+    try:
+        loss, grad = small.loss_and_grad(x0, ref, pos, vis)
+        assert abs(loss - lr) <= 1e-5 * abs(lr) and rel(grad, gr) <= 1e-5
+    finally:
+        small.close()
+    for variant in ("float_smem", "scatter"):
+        loss, grad = cg.loss_and_grad(x0, ref, pos, vis, variant=variant)
+        assert abs(loss - lr) <= 1e-5 * abs(lr) and rel(grad, gr) <= 1e-5, variant
+
+
+@pytest.mark.gpu
+def test_update_ddim_and_conversion_kernels(cg):
+    x0, ref, pos, vis = case(60)
+    _, gr = reference(x0, ref, pos, vis)
+    F, C, h, w = x0.shape
+    z = np.random.default_rng(1).standard_normal(x0.shape).astype(np.float32)
+    step = launcher.guidance_step_size(30.0, 0.3)
+    api = cg.api
+    for dtype in (np.float32, np.float16):
+        name = "float32" if dtype == np.float32 else "float16"
+        bufs = [cg.to_device(a.astype(dtype)) for a in (x0, ref, z)] + [cg.to_device(pos), cg.to_device(vis)]
+        cg.guidance(bufs[0], bufs[1], bufs[3], bufs[4], x0.shape, pos.shape[0], dtype=name, z=bufs[2], step=step)
+        out = np.empty(x0.shape, dtype)
+        api.d2h(out, bufs[2])
+        want = z.astype(dtype).astype(np.float64) - step * gr
+        tol = 1e-6 if dtype == np.float32 else 2e-3
+        assert rel(out.astype(np.float64), want) <= tol
+        a, b = launcher.ddim_coefficients(0.3, 0.5)
+        cg.axpby(bufs[2], bufs[0], bufs[2], x0.size, a, b, dtype=name)
+        api.d2h(out, bufs[2])
+        want = a * want + b * x0.astype(dtype).astype(np.float64)
+        assert rel(out.astype(np.float64), want) <= tol
+        for p in bufs:
+            api.free(p)
+    src = cg.to_device(z)
+    half, back = api.alloc(2 * z.size), api.alloc(4 * z.size)
+    cg.convert(src, half, z.size, to_half=True)
+    cg.convert(half, back, z.size, to_half=False)
+    out = np.empty_like(z)
+    api.d2h(out, back)
+    np.testing.assert_array_equal(out, z.astype(np.float16).astype(np.float32))
+    for p in (src, half, back):
+        api.free(p)
