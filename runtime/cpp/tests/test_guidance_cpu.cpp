@@ -1,0 +1,54 @@
+// CPU guidance: the gradient agrees with central finite differences of the loss (L is piecewise
+// linear in x0, so a small step along a random direction is exact away from kinks).
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "tgvc/guidance.h"
+
+int main() {
+    int failures = 0;
+    if (tgvc::num_pairs(16) != 17) { std::printf("num_pairs(16) = %d\n", tgvc::num_pairs(16)); ++failures; }
+    const int shapes[][5] = {{16, 3, 9, 11, 7}, {5, 2, 6, 7, 4}, {4, 1, 5, 5, 3}};
+    std::mt19937 rng(1234);
+    std::normal_distribution<float> normal;
+    for (const auto& sh : shapes) {
+        tgvc::GuidanceShape s;
+        s.F = sh[0]; s.C = sh[1]; s.h = sh[2]; s.w = sh[3]; s.K = sh[4];
+        std::vector<float> x0(s.latent_size()), ref(2ull * s.C * s.h * s.w), pos(2ull * s.K * s.F), vis(1ull * s.K * s.F);
+        for (auto& v : x0) v = normal(rng);
+        for (auto& v : ref) v = normal(rng);
+        std::uniform_real_distribution<float> ux(-3.f, s.w + 2.f), uy(-3.f, s.h + 2.f), u01(0.f, 1.f);
+        for (int i = 0; i < s.K * s.F; ++i) {
+            pos[2 * i] = ux(rng);
+            pos[2 * i + 1] = uy(rng);
+            vis[i] = u01(rng) < 0.2f ? 0.f : 1.f;
+        }
+        std::vector<float> grad(s.latent_size());
+        tgvc::guidance_loss_grad_cpu(x0.data(), ref.data(), pos.data(), vis.data(), s, grad.data());
+        for (int trial = 0; trial < 4; ++trial) {
+            std::vector<float> d(x0.size()), xp(x0), xm(x0);
+            const double eps = 1e-5;
+            double dot = 0.0;
+            for (std::size_t i = 0; i < d.size(); ++i) {
+                d[i] = normal(rng);
+                xp[i] = (float)(x0[i] + eps * d[i]);
+                xm[i] = (float)(x0[i] - eps * d[i]);
+                dot += (double)grad[i] * ((double)xp[i] - xm[i]) / (2 * eps);
+            }
+            const double lp = tgvc::guidance_loss_grad_cpu(xp.data(), ref.data(), pos.data(), vis.data(), s, nullptr);
+            const double lm = tgvc::guidance_loss_grad_cpu(xm.data(), ref.data(), pos.data(), vis.data(), s, nullptr);
+            const double fd = (lp - lm) / (2 * eps);
+            // a kink crossed by the +-eps step changes fd by O(eps * coef); allow a small slack
+            if (std::fabs(fd - dot) > 1e-3 * std::fabs(fd) + 1e-9) {
+                std::printf("F=%d: finite difference %.9g vs gradient %.9g\n", s.F, fd, dot);
+                ++failures;
+            }
+        }
+        for (int c = 0; c < s.C * s.h * s.w; ++c)  // keyframes get no gradient
+            if (grad[c] != 0.f || grad[(std::size_t)(s.F - 1) * s.C * s.h * s.w + c] != 0.f) { ++failures; break; }
+    }
+    std::printf(failures ? "FAILED (%d)\n" : "ok\n", failures);
+    return failures ? 1 : 0;
+}
