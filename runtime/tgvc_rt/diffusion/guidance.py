@@ -42,7 +42,7 @@ def reference_weights(num_frames: int) -> np.ndarray:
     n = F - 1
     if n < 2:
         return W
-    a, b = n // 3, int(np.floor(0.6 * n))
+    a, b = n // 3, (6 * n) // 10  # exact integer floor(0.6 n)
     f = np.arange(1, n)
     first = f <= a
     last = (f >= b) & ~first

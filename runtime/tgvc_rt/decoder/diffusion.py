@@ -1,0 +1,156 @@
+"""Guided diffusion decoding of one keyframe group (``--mode diffusion``), PyTorch-free.
+
+``diffuse_group`` refines the warp decoder's frames with the model set's video UNet:
+VAE-encode keyframes and warp frames -> per window (``diffusion.window``: at most ``window``
+frames, chained with a one-frame overlap) build ``cond``, warm-start from the noised warp latents
+(``diffusion.warm_start``), run guided DDIM (``diffusion.samplers``, guidance from the tracks in
+latent coordinates, ``diffusion.guidance``) -> VAE-decode the in-between frames. The keyframes are
+passed through exactly at frames 0 and F-1. Images whose size is not a multiple of 8 are padded
+(edge replication, bottom/right) for the VAE and cropped back; track coordinates are unaffected.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from tgvc_rt.diffusion.guidance import latent_positions, make_guidance
+from tgvc_rt.diffusion.samplers import sample_ddim
+from tgvc_rt.diffusion.schedules import start_timestep, timesteps_for
+from tgvc_rt.diffusion.warm_start import warm_start
+from tgvc_rt.diffusion.window import build_cond, plan_windows
+from tgvc_rt.errors import OptionError
+from tgvc_rt.types import Tracks
+
+GuidanceFactory = Callable[..., Callable[[np.ndarray, int], np.ndarray]]
+
+
+@dataclass
+class DiffusionOptions:
+    steps: int = 6                 # DDIM steps (UNet evaluations) per window
+    strength: float = 0.5          # warm-start strength in [0, 1]: t_start = round(strength*T) - 1
+    guidance_scale: float = 30.0   # s of docs/guidance.md (paper: 30); 0 disables guidance
+    eta: float = 0.0               # DDIM stochasticity (0 = deterministic DDIM)
+    window: int = 16               # max frames per diffusion window (UNet training length)
+    device: str = "cpu"            # backend device: cpu | cuda | tensorrt | auto (used by load_model_set)
+    threads: int | None = None     # intra-op threads of the backend (None = runtime default)
+    spacing: str = "trailing"      # timestep spacing: trailing | leading | linspace
+    guidance_iters: int = 1        # guidance updates per step (eps held fixed unless repredict)
+    guidance_repredict: bool = False  # re-run the UNet after each guidance update (costly)
+    vae_batch: int = 4             # frames per VAE call (memory bound; results do not depend on it)
+    guidance_factory: GuidanceFactory | None = None
+    """``factory(ref, pos, vis, shape) -> guidance(x0, t)``; None = NumPy reference
+    (``diffusion.guidance.make_guidance``). The CUDA kernel plugs in here."""
+
+    def validate(self) -> None:
+        if self.steps < 0:
+            raise OptionError(f"diffusion steps must be >= 0, got {self.steps}")
+        if not 0.0 <= self.strength <= 1.0:
+            raise OptionError(f"diffusion strength must be in [0, 1], got {self.strength}")
+        if self.eta < 0.0:
+            raise OptionError(f"eta must be >= 0, got {self.eta}")
+        if self.window < 2:
+            raise OptionError(f"diffusion window must be >= 2 frames, got {self.window}")
+
+
+@contextmanager
+def _timed(timings: dict | None, key: str):
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        if timings is not None:
+            timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
+            timings[key + "_calls"] = timings.get(key + "_calls", 0) + 1
+
+
+def _pad8(frames: np.ndarray) -> np.ndarray:
+    H, W = frames.shape[1:3]
+    ph, pw = -H % 8, -W % 8
+    if ph == 0 and pw == 0:
+        return frames
+    return np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
+
+
+def diffuse_group(warp_frames: np.ndarray, key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks | None,
+                  models, options: DiffusionOptions | None = None, seed: int = 0,
+                  timings: dict | None = None) -> np.ndarray:
+    """Guided diffusion refinement of one group: uint8 ``[F, H, W, 3]``.
+
+    ``warp_frames`` uint8 ``[F, H, W, 3]`` (the warp decoder's output, keyframes included),
+    ``key_a``/``key_b`` the decoded keyframes (returned exactly at frames 0 and F-1), ``tracks``
+    the group's tracks (``xy`` pixels ``[K, F, 2]``; None or K = 0 disables guidance), ``models`` a
+    ``tgvc_rt.models.ModelSet``. All randomness comes from ``numpy.random.default_rng(seed)``: same
+    inputs, seed and backend -> bit-identical output. ``timings`` (a dict), when given, accumulates
+    seconds per stage (``vae_encode``, ``unet``, ``guidance``, ``guidance_plan``, ``vae_decode``,
+    ``total``) and call
+    counts (``<stage>_calls``).
+    """
+    options = options or DiffusionOptions()
+    options.validate()
+    warp_frames = np.asarray(warp_frames, dtype=np.uint8)
+    if warp_frames.ndim != 4 or warp_frames.shape[3] != 3:
+        raise ValueError(f"warp frames must be uint8 [F, H, W, 3], got {warp_frames.shape}")
+    F, H, W = warp_frames.shape[:3]
+    if key_a.shape != (H, W, 3) or key_b.shape != (H, W, 3):
+        raise ValueError("keyframes and warp frames differ in size")
+    if tracks is not None and tracks.num_tracks and tracks.num_frames != F:
+        raise ValueError(f"tracks span {tracks.num_frames} frames, the group has {F}")
+    out = warp_frames.copy()
+    out[0] = key_a
+    if F == 1:
+        return out
+    out[F - 1] = key_b
+    if F == 2:
+        return out
+    t_total = time.perf_counter()
+    ae = models.autoencoder(batch=options.vae_batch)
+    with _timed(timings, "vae_encode"):
+        zn = ae.encode(_pad8(out))                                     # [F, C, h, w] normalised
+    abar = models.alphas_cumprod()
+    t_start = start_timestep(options.strength, len(abar))
+    timesteps = timesteps_for(options.steps, t_start, options.spacing)
+    if timesteps.size == 0:
+        t_start = -1  # nothing to denoise: keep the warp latents (no noise added)
+    rng = np.random.default_rng(seed)
+    denoiser = models.denoiser()
+    factory = options.guidance_factory or make_guidance
+    use_guidance = options.guidance_scale != 0.0 and tracks is not None and tracks.num_tracks > 0
+    if use_guidance:
+        pos_all = latent_positions(tracks.xy)
+        vis_all = tracks.vis.astype(np.float32)
+    latents = zn.copy()
+    for s, e in plan_windows(F, options.window):
+        first = latents[s]                           # keyframe latent, or generated at the join
+        last = zn[e]                                 # keyframe latent, or warp latent at the join
+        clean = zn[s:e + 1].copy()
+        clean[0], clean[-1] = first, last
+        cond = build_cond(first, last, zn[s:e + 1])
+        x = warm_start(clean, t_start, abar, rng)
+
+        def denoise(x_t, t, cond=cond):
+            with _timed(timings, "unet"):
+                return denoiser(x_t, t, cond)
+
+        guidance = None
+        if use_guidance:
+            with _timed(timings, "guidance_plan"):
+                inner = factory(np.stack([first, last]), pos_all[:, s:e + 1], vis_all[:, s:e + 1], x.shape)
+
+            def guidance(x0, t, inner=inner):
+                with _timed(timings, "guidance"):
+                    return inner(x0, t)
+
+        result = sample_ddim(denoise, x, timesteps, abar, eta=options.eta, rng=rng, guidance=guidance,
+                             guidance_scale=options.guidance_scale, guidance_iters=options.guidance_iters,
+                             guidance_repredict=options.guidance_repredict)
+        latents[s + 1:e + 1] = result[1:]
+    with _timed(timings, "vae_decode"):
+        decoded = ae.decode(latents[1:F - 1])
+    out[1:F - 1] = decoded[:, :H, :W]
+    if timings is not None:
+        timings["total"] = timings.get("total", 0.0) + time.perf_counter() - t_total
+    return out
