@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -157,3 +158,33 @@ def test_cvvdp_skipped_cleanly_when_absent(tmp_path, monkeypatch):
     assert res["cvvdp_jod"] is None and any("ColorVideoVDP skipped" in n for n in res["notes"])
     res = cvvdp_jod(ref, ref, opts=CvvdpOptions(python=str(tmp_path / "no-python")))
     assert res["cvvdp_jod"] is None
+
+
+def test_single_scale_ssim_matches_brute_force_windows():
+    """One scale of MS-SSIM = mean over 'valid' window positions of the textbook SSIM formula."""
+    from tgvc_rt.metrics.msssim import MsssimOptions, gaussian_kernel
+
+    a = textured(1, 14, 15, seed=3)
+    b = add_noise(a, 15, seed=4)
+    g = np.outer(gaussian_kernel(11, 1.5), gaussian_kernel(11, 1.5))
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    vals = []
+    for i in range(14 - 10):
+        for j in range(15 - 10):
+            pa, pb = a[0, i:i + 11, j:j + 11].astype(float), b[0, i:i + 11, j:j + 11].astype(float)
+            ma, mb = (g * pa).sum(), (g * pb).sum()
+            va, vb = (g * pa * pa).sum() - ma ** 2, (g * pb * pb).sum() - mb ** 2
+            cov = (g * pa * pb).sum() - ma * mb
+            vals.append((2 * ma * mb + c1) * (2 * cov + c2) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2)))
+    r = ms_ssim(a, b, MsssimOptions())
+    assert r.scales == 1
+    assert r.mean == pytest.approx(max(np.mean(vals), 0.0), rel=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (cvvdp_in_process() or os.environ.get("TGVC_CVVDP_PYTHON")),
+                    reason="no pycvvdp here and TGVC_CVVDP_PYTHON unset")
+def test_cvvdp_identical_is_10_jod(tmp_path):
+    ref = write_y4m(tmp_path / "ref.y4m", textured(4, 64, 64))
+    res = cvvdp_jod(ref, ref)
+    assert res["cvvdp_jod"] == pytest.approx(10.0, abs=1e-3)
