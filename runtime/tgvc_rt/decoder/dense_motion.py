@@ -144,12 +144,14 @@ def _global_model(tracks: Tracks, height: int, width: int, opts: DenseMotionOpti
 
 
 def _sigma(tracks: Tracks, opts: DenseMotionOptions) -> float:
-    """A low percentile of the nearest-visible-track distances (all frames), scaled and clipped."""
+    """A low percentile of the nearest-visible-track distances (first/middle/last frame), scaled, clipped."""
     if tracks.num_tracks < 2:
         return opts.sigma_max
-    d = np.linalg.norm(tracks.xy[:, None] - tracks.xy[None], axis=-1)  # [K, K, F]
-    ok = tracks.vis[:, None] & tracks.vis[None]
-    d = np.where(ok, d, np.inf)
+    frames = sorted({0, tracks.num_frames // 2, tracks.num_frames - 1})  # a few frames suffice
+    xy, vis = tracks.xy[:, frames], tracks.vis[:, frames]
+    diff = xy[:, None] - xy[None]  # [K, K, 3, 2]
+    d = np.sqrt(diff[..., 0] ** 2 + diff[..., 1] ** 2)
+    d = np.where(vis[:, None] & vis[None], d, np.inf)
     d[np.arange(tracks.num_tracks), np.arange(tracks.num_tracks)] = np.inf
     nn = d.min(axis=1)  # [K, F]
     nn = nn[np.isfinite(nn)]
@@ -177,6 +179,14 @@ def _splat(pos: np.ndarray, values: np.ndarray, h: int, w: int) -> np.ndarray:
         val = (values * (wt * inside)[..., None]).reshape(-1)
         out += np.bincount(idx, weights=val, minlength=out.size)
     return out.reshape(h, w, f_ * c_).astype(np.float32)
+
+
+def _blur_channels(img: np.ndarray, sigma: float, chunk: int = 64) -> np.ndarray:
+    """Gaussian blur of an [h, w, C] array (OpenCV takes a limited number of channels per call)."""
+    parts = [cv2.GaussianBlur(np.ascontiguousarray(img[..., i:i + chunk]), (0, 0), sigma,
+                              borderType=cv2.BORDER_CONSTANT).reshape(img.shape[0], img.shape[1], -1)
+             for i in range(0, img.shape[2], chunk)]
+    return np.concatenate(parts, axis=-1)
 
 
 def dense_motion(tracks: Tracks, height: int, width: int,
@@ -212,7 +222,7 @@ def dense_motion(tracks: Tracks, height: int, width: int,
                              vis_f[..., None], hid_a[..., None], hid_b[..., None]], axis=-1)  # [F, K, 9]
     pos = (src + 0.5) * np.array([w / width, h / height], np.float32) - 0.5
     sigma = _sigma(tracks, options) * options.scale
-    acc = cv2.GaussianBlur(_splat(pos, values, h, w), (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+    acc = _blur_channels(_splat(pos, values, h, w), sigma)
     acc = acc.reshape(h, w, f_, 9).transpose(2, 0, 1, 3) * np.float32(2 * np.pi * sigma * sigma)
     prior = np.float32(options.prior_weight)
     tiny = np.float32(1e-6)

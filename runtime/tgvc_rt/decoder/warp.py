@@ -171,8 +171,8 @@ def interpolate_group(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks,
     flow_a, flow_b = dm.flow_a, dm.flow_b
     gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     for f in range(1, f_ - 1):
-        warped_a = _warp(key_a, flow_a[f], gx, gy).astype(np.float32)
-        warped_b = _warp(key_b, flow_b[f], gx, gy).astype(np.float32)
-        a = cv2.resize(alpha[f], (width, height), interpolation=cv2.INTER_LINEAR)[..., None]
-        out[f] = np.clip(np.rint(warped_a + a * (warped_b - warped_a)), 0, 255).astype(np.uint8)
+        warped_a = _warp(key_a, flow_a[f], gx, gy)
+        warped_b = _warp(key_b, flow_b[f], gx, gy)
+        a = cv2.resize(alpha[f], (width, height), interpolation=cv2.INTER_LINEAR)
+        out[f] = cv2.blendLinear(warped_a, warped_b, 1.0 - a, a)
     return out
