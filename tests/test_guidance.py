@@ -141,3 +141,16 @@ def test_ref_none_uses_end_frames_and_closure():
     guide = make_guidance(None, pos, vis, x0.shape, dtype=np.float64, record=record)
     np.testing.assert_array_equal(guide(x0, 10), a[1])
     assert record == [(10, a[0])]
+
+
+def test_closure_with_reference_matches_one_shot_float32():
+    rng = np.random.default_rng(6)
+    x0, ref, pos, vis = _case(rng, 16, 9, 4, 8, 10)
+    x0, ref = x0.astype(np.float32), ref.astype(np.float32)
+    loss, grad = guidance_loss_and_grad(x0, ref, pos, vis)
+    guide = make_guidance(ref, pos, vis, x0.shape)
+    g1 = guide(x0, 3).copy()
+    g2 = guide(x0 + 0.0, 3)
+    assert g2.dtype == np.float32 and grad.dtype == np.float32
+    np.testing.assert_array_equal(g1, grad)
+    np.testing.assert_array_equal(g2, grad)

@@ -190,18 +190,22 @@ def reference_taps(plan: GuidancePlan, ref: np.ndarray) -> np.ndarray:
 
 
 def guidance_step(plan: GuidancePlan, x0: np.ndarray, ref: np.ndarray | None = None,
-                  with_loss: bool = True, ref_taps: np.ndarray | None = None
-                  ) -> tuple[float, np.ndarray]:
+                  with_loss: bool = True, ref_taps: np.ndarray | None = None,
+                  out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """``(L, dL/dx0)`` for a planned window; ``ref`` ``[2, C, h, w]`` or None (= ``x0[[0, F-1]]``).
 
     The gradient is ``plan.dtype`` ``[F, C, h, w]``; frames 0 and F-1 are always zero.
     ``with_loss=False`` skips the loss (returned as 0.0): the sampler only needs the gradient.
-    ``ref_taps`` (from ``reference_taps``) replaces ``ref`` when given.
+    ``ref_taps`` (from ``reference_taps``) replaces ``ref`` when given. ``out`` (``[F, C, h, w]``
+    of ``plan.dtype``), when given, receives the gradient (no allocation per step).
     """
     F, C, h, w = plan.shape
     if tuple(x0.shape) != plan.shape:
         raise ValueError(f"x0 shape {x0.shape} does not match the guidance plan {plan.shape}")
     if plan.empty:
+        if out is not None:
+            out.fill(0)
+            return 0.0, out
         return 0.0, np.zeros(plan.shape, dtype=plan.dtype)
     if ref_taps is None:
         ref_taps = reference_taps(plan, x0[[0, F - 1]] if ref is None else ref)
@@ -219,8 +223,11 @@ def guidance_step(plan: GuidancePlan, x0: np.ndarray, ref: np.ndarray | None = N
         loss = float(np.dot(per_term.astype(np.float64), plan.coef))
     sign = np.sign(d, out=buf["sign"])  # into a second buffer: numpy's in-place sign is slow
     grad_rows = _spmm(plan.scatter, sign, buf["grad"])                     # [F * h * w, C]
-    grad = np.ascontiguousarray(grad_rows.reshape(F, h, w, C).transpose(0, 3, 1, 2))
-    return loss, grad
+    grad_cf = grad_rows.reshape(F, h, w, C).transpose(0, 3, 1, 2)
+    if out is None:
+        return loss, np.ascontiguousarray(grad_cf)
+    out[...] = grad_cf
+    return loss, out
 
 
 def guidance_loss_and_grad(x0: np.ndarray, ref: np.ndarray | None, pos: np.ndarray, vis: np.ndarray,
@@ -239,13 +246,15 @@ def make_guidance(ref: np.ndarray | None, pos: np.ndarray, vis: np.ndarray,
                   record: list | None = None) -> Callable[[np.ndarray, int], np.ndarray]:
     """A sampler ``guidance(x0, t) -> dL/dx0`` closure over one window's planned tracks.
 
-    ``record`` (a list), when given, receives ``(t, loss)`` for every call.
+    ``record`` (a list), when given, receives ``(t, loss)`` for every call. The returned gradient
+    is a buffer reused by the next call (the sampler consumes it at once).
     """
     plan = plan_guidance(pos, vis, shape, dtype)
     taps = None if (ref is None or plan.empty) else reference_taps(plan, np.asarray(ref, dtype=dtype))
+    out = np.empty(tuple(shape), dtype=dtype)
 
     def guidance(x0: np.ndarray, t: int) -> np.ndarray:
-        loss, grad = guidance_step(plan, x0, None, with_loss=record is not None, ref_taps=taps)
+        loss, grad = guidance_step(plan, x0, None, with_loss=record is not None, ref_taps=taps, out=out)
         if record is not None:
             record.append((int(t), loss))
         return grad
