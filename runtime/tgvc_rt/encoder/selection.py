@@ -43,8 +43,10 @@ class SelectionOptions:
     """... and its motion (median largest displacement of its tracks, px) exceeds this (paper: 3)."""
     max_per_instance: int = 15
     """Most representative tracks per kept instance, chosen by K-means (paper: 15)."""
-    max_tracks: int = 0
-    """Cap on the number of selected tracks (0 = none); applied with :func:`limit_tracks`."""
+    max_tracks: int = 48
+    """Cap on the number of selected tracks (0 = none), applied with :func:`limit_tracks`. 48
+    tracks of a 16-frame group code to ~100-400 bytes (benchmarks/track_coding.py), the budget of
+    tracks at ~0.005 bpp; uncapped, busy CIF groups select 100-300 tracks (~1-2 kB)."""
     min_visible_frames: int = 2
     """Tracks visible in fewer frames are not candidates (their motion is unknown)."""
     energy_window: int = 8
