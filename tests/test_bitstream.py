@@ -1,8 +1,10 @@
-import zlib
+import dataclasses
 
 import pytest
 
-from tgvc_rt.bitstream import Bitstream, GroupPayload, StreamHeader, read_bitstream, write_bitstream
+from tgvc_rt.bitstream import (Bitstream, GroupPayload, SectionType, StreamHeader, iter_sections, pack_uleb,
+                               read_bitstream, read_uleb, write_bitstream)
+from tgvc_rt.bitstream.sections import pack_preamble, pack_section
 from tgvc_rt.errors import BitstreamError
 
 
@@ -54,21 +56,30 @@ def test_garbage(garbage):
 
 
 def test_huge_length_claim_does_not_allocate():
-    data = bytearray(write_bitstream(make_stream()))
-    data[8:12] = (0xFFFFFFF0).to_bytes(4, "little")  # header section length
+    data = pack_preamble() + bytes([1]) + pack_uleb(0xFFFFFFF0) + bytes(20)
     with pytest.raises(BitstreamError, match="claims|truncated"):
-        read_bitstream(bytes(data))
+        read_bitstream(data)
+    overlong = pack_preamble() + bytes([1]) + b"\xff" * 6 + bytes(20)
+    with pytest.raises(BitstreamError, match="varint"):
+        read_bitstream(overlong)
 
 
 def test_structure_mismatch_with_valid_crc():
     bs = make_stream()
-    data = bytearray(write_bitstream(bs))
-    # rewrite the header's group count and fix its CRC: the structure check must still refuse it
-    head_end = 6 + 6 + 50
-    data[6 + 6 + 46:head_end] = (5).to_bytes(4, "little")
-    data[head_end:head_end + 4] = zlib.crc32(bytes(data[6:head_end])).to_bytes(4, "little")
+    sections = list(iter_sections(write_bitstream(bs)))
+    # a header promising more groups than the stream holds, with a valid CRC: the structure check refuses it
+    lying = dataclasses.replace(bs.header, num_groups=5)
+    data = pack_preamble() + pack_section(SectionType.HEADER, lying.pack()) + b"".join(
+        pack_section(s.kind, s.payload) for s in sections[1:])
     with pytest.raises(BitstreamError, match="groups"):
-        read_bitstream(bytes(data))
+        read_bitstream(data)
+
+
+def test_varint_round_trip():
+    for v in (0, 1, 127, 128, 300, 16383, 16384, 2**32 - 1):
+        assert read_uleb(pack_uleb(v), 0) == (v, len(pack_uleb(v)))
+    with pytest.raises(BitstreamError):
+        pack_uleb(2**32)
 
 
 def test_trailing_bytes_refused():

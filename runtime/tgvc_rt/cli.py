@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -53,17 +54,18 @@ def encode(
     _check_range("--max-gap", max_gap, 1, 1000)
     _check_range("--grid-step", grid_step, 2, 256)
     _check_range("--track-step", track_step, 1 / 16, 8)
-    _check_range("--seed", seed, 0, (1 << 63) - 1)
+    _check_range("--seed", seed, 0, (1 << 32) - 1)
     if tracker not in ("dis", "lk", "onnx"):
         raise OptionError(f"--tracker {tracker!r}: choose dis, lk or onnx")
     if output.suffix.lower() != ".tgv":
         raise OptionError(f"{output}: the output of encode must end in .tgv")
     video = read_video(input, max_frames=frames, resize=parse_size(resize))
-    options = EncodeOptions(rate=RateOptions(bpp=bpp, kbps=kbps, track_share=track_share), seed=seed,
-                            model_set_hash=default_model_set_hash())
-    options.keyframes.max_gap = max_gap
-    options.tracking.method, options.tracking.grid_step = tracker, grid_step
-    options.trajectories.step = track_step
+    defaults = EncodeOptions()
+    options = replace(defaults, rate=RateOptions(bpp=bpp, kbps=kbps, track_share=track_share), seed=seed,
+                      model_set_hash=default_model_set_hash(),
+                      keyframes=replace(defaults.keyframes, max_gap=max_gap),
+                      tracking=replace(defaults.tracking, method=tracker, grid_step=grid_step),
+                      trajectories=replace(defaults.trajectories, step=track_step))
     t0 = time.perf_counter()
     with progress("encoding", len(video), quiet) as advance:
         result = encode_video(video, options, advance)
@@ -210,15 +212,12 @@ def main() -> None:
         typer.echo("tgvc-rt: interrupted", err=True)
         sys.exit(130)
     except Exception as e:  # noqa: BLE001 - the CLI never shows a traceback unless asked
-        import click
-
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
+        if isinstance(e, typer.Abort):
             sys.exit(130)
+        if hasattr(e, "exit_code"):  # click's Exit and usage errors (typer may vendor click)
+            if hasattr(e, "show"):
+                e.show()
+            sys.exit(e.exit_code)
         if os.environ.get("TGVC_DEBUG"):
             raise
         typer.echo(f"tgvc-rt: internal error: {type(e).__name__}: {e} (set TGVC_DEBUG=1 for details)", err=True)

@@ -6,18 +6,26 @@ references only its two keyframes, so groups decode independently.
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from ..errors import BitstreamError
 from .header import HASH_BYTES, StreamHeader
 from .sections import (MAX_SECTION_BYTES, VERSION_MAJOR, VERSION_MINOR, Section, SectionType,
-                       check_preamble, iter_sections, pack_preamble, pack_section)
+                       check_preamble, iter_sections, pack_preamble, pack_section, section_overhead)
+from .varint import pack_uleb, read_uleb
 
 __all__ = ["StreamHeader", "Bitstream", "GroupPayload", "write_bitstream", "read_bitstream",
-           "iter_sections", "Section", "SectionType", "HASH_BYTES", "VERSION_MAJOR", "VERSION_MINOR"]
+           "iter_sections", "Section", "SectionType", "HASH_BYTES", "VERSION_MAJOR", "VERSION_MINOR",
+           "section_overhead", "keyframe_prefix", "group_prefix"]
 
-_INDEX = struct.Struct("<I")
-_GROUP = struct.Struct("<II")
+
+def keyframe_prefix(index: int) -> bytes:
+    """KEYFRAME payload := frame index (uleb128) | coded image."""
+    return pack_uleb(index)
+
+
+def group_prefix(start: int, end: int) -> bytes:
+    """GROUP payload := start (uleb128) | end (uleb128) | trajectory payload."""
+    return pack_uleb(start) + pack_uleb(end)
 
 
 @dataclass
@@ -46,9 +54,9 @@ def write_bitstream(bs: Bitstream) -> bytes:
     for g in bs.groups:
         for k in (g.start, g.end):
             if k not in sent:
-                out.append(pack_section(SectionType.KEYFRAME, _INDEX.pack(k) + bs.keyframes[k]))
+                out.append(pack_section(SectionType.KEYFRAME, keyframe_prefix(k) + bs.keyframes[k]))
                 sent.add(k)
-        out.append(pack_section(SectionType.GROUP, _GROUP.pack(g.start, g.end) + g.tracks))
+        out.append(pack_section(SectionType.GROUP, group_prefix(g.start, g.end) + g.tracks))
     out.append(pack_section(SectionType.END, b""))
     return b"".join(out)
 
@@ -63,17 +71,18 @@ def read_bitstream(data: bytes) -> Bitstream:
     sizes = {"preamble": check_preamble(data), "header": first.size, "keyframe": 0, "group": 0, "end": 0}
     for sec in sections:
         if sec.kind == SectionType.KEYFRAME:
-            if len(sec.payload) < _INDEX.size:
-                raise BitstreamError(f"corrupt .tgv stream: keyframe section at byte {sec.offset} too short")
-            (index,) = _INDEX.unpack_from(sec.payload)
+            if len(bs.keyframes) >= bs.header.num_keyframes:
+                raise BitstreamError("corrupt .tgv stream: more keyframes than the header promises")
+            index, pos = read_uleb(sec.payload, 0, "keyframe index")
             if index >= bs.header.num_frames or index in bs.keyframes:
                 raise BitstreamError(f"corrupt .tgv stream: bad or repeated keyframe index {index}")
-            bs.keyframes[index] = sec.payload[_INDEX.size:]
+            bs.keyframes[index] = sec.payload[pos:]
         elif sec.kind == SectionType.GROUP:
-            if len(sec.payload) < _GROUP.size:
-                raise BitstreamError(f"corrupt .tgv stream: group section at byte {sec.offset} too short")
-            start, end = _GROUP.unpack_from(sec.payload)
-            bs.groups.append(GroupPayload(start, end, sec.payload[_GROUP.size:]))
+            if len(bs.groups) >= bs.header.num_groups:
+                raise BitstreamError("corrupt .tgv stream: more groups than the header promises")
+            start, pos = read_uleb(sec.payload, 0, "group start")
+            end, pos = read_uleb(sec.payload, pos, "group end")
+            bs.groups.append(GroupPayload(start, end, sec.payload[pos:]))
         elif sec.kind == SectionType.HEADER:
             raise BitstreamError("corrupt .tgv stream: a second header section")
         name = SectionType.NAMES.get(sec.kind, "other")  # unknown kinds (newer minor version) are skipped

@@ -1,5 +1,7 @@
 """Low-level .tgv framing: magic + version, then length-prefixed sections each with a CRC32.
 
+section := type u8 | payload length (uleb128) | payload | crc32 u32 (over type, length and payload)
+
 Every size read from the stream is checked against caps and the bytes actually present before
 anything is allocated (dav1d-style hostility towards input).
 """
@@ -11,12 +13,12 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from ..errors import BitstreamError
+from .varint import pack_uleb, read_uleb
 
 MAGIC = b"TGVC"
 VERSION_MAJOR = 1
 VERSION_MINOR = 0
 PREAMBLE = struct.Struct("<4sBB")          # magic, major, minor
-SECTION_HEAD = struct.Struct("<BBI")        # type, flags, payload length
 CRC = struct.Struct("<I")
 MAX_SECTION_BYTES = 256 << 20
 
@@ -32,25 +34,25 @@ class SectionType:
 @dataclass(frozen=True)
 class Section:
     kind: int
-    flags: int
     payload: bytes
     offset: int  # byte offset of the section head in the stream
+    size: int    # bytes the section occupies in the stream, framing included
 
-    @property
-    def size(self) -> int:
-        """Bytes the section occupies in the stream, framing included."""
-        return SECTION_HEAD.size + len(self.payload) + CRC.size
+
+def section_overhead(payload_size: int) -> int:
+    """Framing bytes of a section with this payload size."""
+    return 1 + len(pack_uleb(payload_size)) + CRC.size
 
 
 def pack_preamble() -> bytes:
     return PREAMBLE.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR)
 
 
-def pack_section(kind: int, payload: bytes, flags: int = 0) -> bytes:
+def pack_section(kind: int, payload: bytes) -> bytes:
     if len(payload) > MAX_SECTION_BYTES:
         raise BitstreamError(f"section of {len(payload)} bytes exceeds the {MAX_SECTION_BYTES} byte cap")
-    head = SECTION_HEAD.pack(kind, flags, len(payload))
-    return head + payload + CRC.pack(zlib.crc32(head + payload))
+    body = bytes([kind]) + pack_uleb(len(payload)) + payload
+    return body + CRC.pack(zlib.crc32(body))
 
 
 def check_preamble(data: bytes) -> int:
@@ -70,20 +72,21 @@ def iter_sections(data: bytes) -> Iterator[Section]:
     """Yield sections in stream order, verifying each CRC. Stops after the END section."""
     pos = check_preamble(data)
     while True:
-        if pos + SECTION_HEAD.size > len(data):
-            raise BitstreamError(f"truncated .tgv stream: section header at byte {pos} is incomplete")
-        kind, flags, length = SECTION_HEAD.unpack_from(data, pos)
+        if pos >= len(data):
+            raise BitstreamError(f"truncated .tgv stream: no end section (stream stops at byte {pos})")
+        kind = data[pos]
+        length, start = read_uleb(data, pos + 1, "section length")
         if length > MAX_SECTION_BYTES:
             raise BitstreamError(f"corrupt .tgv stream: section at byte {pos} claims {length} bytes")
-        end = pos + SECTION_HEAD.size + length
+        end = start + length
         if end + CRC.size > len(data):
             raise BitstreamError(f"truncated .tgv stream: section at byte {pos} needs {length} bytes "
-                                 f"of payload, {max(0, len(data) - pos - SECTION_HEAD.size - CRC.size)} remain")
+                                 f"of payload, {max(0, len(data) - start - CRC.size)} remain")
         (crc,) = CRC.unpack_from(data, end)
         if zlib.crc32(data[pos:end]) != crc:
             name = SectionType.NAMES.get(kind, f"type {kind}")
             raise BitstreamError(f"corrupt .tgv stream: CRC mismatch in {name} section at byte {pos}")
-        yield Section(kind, flags, bytes(data[pos + SECTION_HEAD.size:end]), pos)
+        yield Section(kind, bytes(data[start:end]), pos, end + CRC.size - pos)
         pos = end + CRC.size
         if kind == SectionType.END:
             if pos != len(data):

@@ -87,8 +87,12 @@ def encode_video(video: Video, options: EncodeOptions, advance: Advance = _noop)
         advance(span.num_frames - 1)
     seconds["track"] = time.perf_counter() - t0
 
+    seed = options.seed if options.seed is not None else secrets.randbits(32)
+    header = StreamHeader(meta.width, meta.height, meta.fps_num, meta.fps_den, n,
+                          keyframe_codec.CODEC_IDS[options.keyframe_codec], 0, options.model_set_hash,
+                          seed, len(keyframes), len(spans))
     t0 = time.perf_counter()
-    content = budget - ratecontrol.fixed_bytes(len(keyframes), len(spans))
+    content = budget - ratecontrol.fixed_bytes(len(header.pack()), keyframes, spans)
     payloads, num_tracks = _code_tracks(selected, int(options.rate.track_share * content), video, options)
     track_bytes = sum(map(len, payloads))
     seconds["code_tracks"] = time.perf_counter() - t0
@@ -104,10 +108,6 @@ def encode_video(video: Video, options: EncodeOptions, advance: Advance = _noop)
     seconds["code_keyframes"] = time.perf_counter() - t0
     advance(1)
 
-    seed = options.seed if options.seed is not None else secrets.randbits(63)
-    header = StreamHeader(meta.width, meta.height, meta.fps_num, meta.fps_den, n,
-                          keyframe_codec.CODEC_IDS[options.keyframe_codec], 0, options.model_set_hash,
-                          seed, len(keyframes), len(spans))
     groups = [GroupPayload(s.start, s.end, p) for s, p in zip(spans, payloads)]
     data = write_bitstream(Bitstream(header, coded_keyframes, groups))
     return EncodeResult(data, keyframes, sum(map(len, coded_keyframes.values())), track_bytes,

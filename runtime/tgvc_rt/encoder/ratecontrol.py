@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..bitstream.sections import CRC, PREAMBLE, SECTION_HEAD
+from ..bitstream import group_prefix, keyframe_prefix, section_overhead
+from ..bitstream.sections import PREAMBLE
 from ..errors import OptionError
+from ..types import GroupSpan
 
-HEADER_BYTES = 50
-KEYFRAME_SECTION_OVERHEAD = SECTION_HEAD.size + CRC.size + 4
-GROUP_SECTION_OVERHEAD = SECTION_HEAD.size + CRC.size + 8
+TYPICAL_PAYLOAD = 1000  # bytes; only sets the width of a section's length varint in the estimate
 MIN_BPP, MAX_BPP = 1e-4, 2.0
 
 
@@ -43,11 +43,16 @@ def target_bytes(options: RateOptions, width: int, height: int, num_frames: int,
     return int(bits // 8)
 
 
-def fixed_bytes(num_keyframes: int, num_groups: int) -> int:
-    """Bytes of framing that do not depend on content."""
-    return (PREAMBLE.size + SECTION_HEAD.size + HEADER_BYTES + CRC.size
-            + num_keyframes * KEYFRAME_SECTION_OVERHEAD + num_groups * GROUP_SECTION_OVERHEAD
-            + SECTION_HEAD.size + CRC.size)
+def keyframe_overhead(index: int) -> int:
+    return section_overhead(TYPICAL_PAYLOAD) + len(keyframe_prefix(index))
+
+
+def fixed_bytes(header_payload: int, keyframes: list[int], spans: list[GroupSpan]) -> int:
+    """Bytes of framing that do not depend on content (within a byte or two per section)."""
+    return (PREAMBLE.size + section_overhead(header_payload) + header_payload
+            + sum(keyframe_overhead(k) for k in keyframes)
+            + sum(section_overhead(TYPICAL_PAYLOAD // 4) + len(group_prefix(s.start, s.end)) for s in spans)
+            + section_overhead(0))
 
 
 def fit_tracks(payload_size: Callable[[int], int], max_tracks: int, budget: int, min_tracks: int = 0) -> int:
@@ -66,5 +71,5 @@ def fit_tracks(payload_size: Callable[[int], int], max_tracks: int, budget: int,
 
 
 def keyframe_share(remaining_bytes: int, keyframes_left: int, minimum: int = 32) -> int:
-    """Bytes for the next keyframe: an equal share of what is left, never below ``minimum``."""
-    return max(minimum, remaining_bytes // max(1, keyframes_left) - KEYFRAME_SECTION_OVERHEAD)
+    """Bytes for the next keyframe's image: an equal share of what is left, never below ``minimum``."""
+    return max(minimum, remaining_bytes // max(1, keyframes_left))
