@@ -1,0 +1,110 @@
+"""End-to-end CLI behaviour: the main job, determinism and every kind of bad input."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tgvc_rt.io import read_video
+
+
+def run(*args, check=None):
+    proc = subprocess.run([sys.executable, "-m", "tgvc_rt", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+    if check is not None:
+        assert proc.returncode == check, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory, sample_clip):
+    out = tmp_path_factory.mktemp("enc") / "clip.tgv"
+    run("encode", sample_clip, "-o", out, "--bpp", "0.01", "--frames", "24", "--seed", "7", "-q", check=0)
+    return out
+
+
+def assert_one_line_error(proc):
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_encode_info_decode(encoded, tmp_path):
+    info = run("info", encoded, check=0).stdout
+    assert "176x144" in info and "24 frames" in info and "bpp" in info
+    out = tmp_path / "out.y4m"
+    run("decode", encoded, "-o", out, "-q", check=0)
+    video = read_video(out)
+    assert video.frames.shape == (24, 144, 176, 3)
+
+
+def test_decode_is_deterministic(encoded, tmp_path):
+    run("decode", encoded, "-o", tmp_path / "a.y4m", "-q", check=0)
+    run("decode", encoded, "-o", tmp_path / "b.y4m", "-q", check=0)
+    assert (tmp_path / "a.y4m").read_bytes() == (tmp_path / "b.y4m").read_bytes()
+
+
+def test_decode_to_mp4(encoded, tmp_path):
+    run("decode", encoded, "-o", tmp_path / "a.mp4", "-q", check=0)
+    assert read_video(tmp_path / "a.mp4").frames.shape[0] == 24
+
+
+@pytest.mark.parametrize("cut", [1, 5, 30, -1, -5, -100])
+def test_truncated_stream(encoded, tmp_path, cut):
+    data = encoded.read_bytes()
+    bad = tmp_path / "bad.tgv"
+    bad.write_bytes(data[:cut] if cut > 0 else data[:len(data) + cut])
+    out = tmp_path / "out.y4m"
+    assert_one_line_error(run("decode", bad, "-o", out))
+    assert not out.exists() and list(tmp_path.iterdir()) == [bad]
+    assert_one_line_error(run("info", bad))
+
+
+def test_corrupted_stream(encoded, tmp_path):
+    data = bytearray(encoded.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    bad = tmp_path / "bad.tgv"
+    bad.write_bytes(bytes(data))
+    assert_one_line_error(run("decode", bad, "-o", tmp_path / "o.y4m"))
+    assert not (tmp_path / "o.y4m").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ("encode", "/nonexistent/x.y4m", "-o", "x.tgv"),
+    ("encode", "{clip}", "-o", "{tmp}/x.tgv", "--bpp", "-1"),
+    ("encode", "{clip}", "-o", "{tmp}/x.tgv", "--bpp", "100"),
+    ("encode", "{clip}", "-o", "{tmp}/x.y4m"),
+    ("encode", "{clip}", "-o", "{tmp}/x.tgv", "--frames", "0"),
+    ("encode", "{clip}", "-o", "{tmp}/x.tgv", "--resize", "banana"),
+    ("encode", "{clip}", "-o", "/nonexistent-dir/x.tgv", "--frames", "3"),
+    ("decode", "/nonexistent/x.tgv", "-o", "{tmp}/x.y4m"),
+    ("decode", "{clip}", "-o", "{tmp}/x.y4m"),
+    ("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--mode", "magic"),
+    ("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--steps", "0"),
+    ("decode", "{tgv}", "-o", "{tmp}/x.txt"),
+    ("eval", "/nonexistent/a.y4m", "/nonexistent/b.y4m"),
+])
+def test_bad_input_is_one_line(args, sample_clip, encoded, tmp_path):
+    args = [a.format(clip=sample_clip, tmp=tmp_path, tgv=encoded) for a in args]
+    assert_one_line_error(run(*args))
+    assert not any(p.suffix in (".y4m", ".tgv", ".txt") for p in tmp_path.iterdir())
+
+
+def test_rate_control_hits_target(tmp_path, sample_clip):
+    for bpp in (0.005, 0.02):
+        out = tmp_path / f"c{bpp}.tgv"
+        run("encode", sample_clip, "-o", out, "--bpp", bpp, "-q", check=0)
+        achieved = out.stat().st_size * 8 / (176 * 144 * 48)
+        assert abs(achieved / bpp - 1) <= 0.10, (bpp, achieved)
+
+
+def test_help_exits_zero():
+    assert "encode" in run("--help", check=0).stdout
+    assert run("encode", "--help").returncode == 0
+
+
+def test_no_output_when_no_tty(encoded, tmp_path):
+    proc = run("decode", encoded, "-o", tmp_path / "a.y4m", "-q", check=0)
+    assert proc.stdout == "" and proc.stderr == ""
+    assert np.isfinite(read_video(tmp_path / "a.y4m").frames.mean())
