@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tgvc_rt.diffusion.guidance import latent_positions, make_guidance
+from tgvc_rt.diffusion.guidance import latent_positions, make_guidance, num_pairs
 from tgvc_rt.diffusion.samplers import sample_ddim
 from tgvc_rt.diffusion.schedules import start_timestep, timesteps_for
 from tgvc_rt.diffusion.warm_start import warm_start
@@ -144,8 +144,11 @@ def diffuse_group(warp_frames: np.ndarray, key_a: np.ndarray, key_b: np.ndarray,
                 with _timed(timings, "guidance"):
                     return inner(x0, t)
 
+        # docs/guidance.md: the loss is a mean over K * Npairs track/reference pairs; the update scales
+        # by that count so that s means the same for any number of tracks.
+        scale = options.guidance_scale * (tracks.num_tracks * num_pairs(e - s + 1) if use_guidance else 1)
         result = sample_ddim(denoise, x, timesteps, abar, eta=options.eta, rng=rng, guidance=guidance,
-                             guidance_scale=options.guidance_scale, guidance_iters=options.guidance_iters,
+                             guidance_scale=scale, guidance_iters=options.guidance_iters,
                              guidance_repredict=options.guidance_repredict)
         latents[s + 1:e + 1] = result[1:]
     with _timed(timings, "vae_decode"):

@@ -49,7 +49,8 @@ def _open_diffusion(bs: Bitstream, options: DecodeOptions) -> Callable:
     from ..models import load_model_set, model_set_hash
     from .diffusion import DiffusionOptions, diffuse_group
 
-    models = load_model_set(options.model_set, device=getattr(options.diffusion, "device", "cpu"))
+    models = load_model_set(options.model_set, device=getattr(options.diffusion, "device", "cpu"),
+                            threads=getattr(options.diffusion, "threads", None))
     if options.check_model_set and model_set_hash(models.path) != bs.header.model_set_hash:
         raise ModelSetError(f"this stream was made for model set {bs.header.model_set_hash.hex()}, "
                             f"but {options.model_set!r} is {model_set_hash(models.path).hex()}; "
