@@ -8,27 +8,56 @@ namespace tgvc {
 
 namespace {
 
-uint32_t u16(const uint8_t* p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
-uint32_t u32(const uint8_t* p) { return u16(p) | (u16(p + 2) << 16); }
-uint64_t u64(const uint8_t* p) { return (uint64_t)u32(p) | ((uint64_t)u32(p + 4) << 32); }
+uint32_t u32(const uint8_t* p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
 
 [[noreturn]] void fail(const std::string& what) { throw BitstreamError(what); }
 
+}  // namespace
+
+uint32_t read_uleb(const uint8_t* data, std::size_t size, std::size_t& pos, const char* what) {
+    uint64_t value = 0;
+    for (int i = 0; i < 5; ++i) {
+        if (pos >= size) fail(std::string("truncated .tgv stream: ") + what + " is incomplete");
+        const uint8_t byte = data[pos++];
+        value |= (uint64_t)(byte & 0x7F) << (7 * i);
+        if (!(byte & 0x80)) {
+            if (value > 0xFFFFFFFFull) break;
+            return (uint32_t)value;
+        }
+    }
+    fail(std::string("corrupt .tgv stream: ") + what + " is not a valid 32-bit varint");
+}
+
+namespace {
+
 StreamHeader parse_header(const Span& s) {
-    if (s.size != 50) fail("corrupt .tgv stream: HEADER is " + std::to_string(s.size) + " bytes, expected 50");
     const uint8_t* p = s.data;
+    std::size_t pos = 0;
     StreamHeader h;
-    h.width = (uint16_t)u16(p);
-    h.height = (uint16_t)u16(p + 2);
-    h.fps_num = u32(p + 4);
-    h.fps_den = u32(p + 8);
-    h.num_frames = u32(p + 12);
-    h.keyframe_codec = p[16];
-    h.flags = p[17];
-    std::copy(p + 18, p + 34, h.model_set_hash);
-    h.noise_seed = u64(p + 34);
-    h.num_keyframes = u32(p + 42);
-    h.num_groups = u32(p + 46);
+    const uint32_t width = read_uleb(p, s.size, pos, "header width");
+    const uint32_t height = read_uleb(p, s.size, pos, "header height");
+    h.fps_num = read_uleb(p, s.size, pos, "header fps_num");
+    h.fps_den = read_uleb(p, s.size, pos, "header fps_den");
+    h.num_frames = read_uleb(p, s.size, pos, "header num_frames");
+    const uint32_t codec = read_uleb(p, s.size, pos, "header keyframe_codec");
+    const uint32_t flags = read_uleb(p, s.size, pos, "header flags");
+    if (s.size - pos < 20) fail("corrupt .tgv stream: HEADER too short");
+    std::copy(p + pos, p + pos + 16, h.model_set_hash);
+    h.noise_seed = u32(p + pos + 16);
+    pos += 20;
+    h.num_keyframes = read_uleb(p, s.size, pos, "header num_keyframes");
+    h.num_groups = read_uleb(p, s.size, pos, "header num_groups");
+    if (pos != s.size) fail("corrupt .tgv stream: HEADER has trailing bytes");
+    if (width > kMaxDimension || height > kMaxDimension || codec > 255 || flags > 255)
+        fail("corrupt .tgv stream: header field out of range");
+    h.width = (uint16_t)width;
+    h.height = (uint16_t)height;
+    h.keyframe_codec = (uint8_t)codec;
+    h.flags = (uint8_t)flags;
+    if (h.num_keyframes < 1 || h.num_keyframes > h.num_frames || h.num_groups < 1 || h.num_groups > h.num_frames)
+        fail("corrupt .tgv stream: keyframe/group counts out of range");
     if (h.width < 1 || h.width > kMaxDimension || h.height < 1 || h.height > kMaxDimension)
         fail("corrupt .tgv stream: picture size out of range");
     if (h.num_frames < 1 || h.num_frames > kMaxFrames) fail("corrupt .tgv stream: frame count out of range");
@@ -85,15 +114,15 @@ Stream read_stream(const uint8_t* data, std::size_t size) {
     std::size_t pos = 6;
     bool have_header = false, ended = false;
     while (!ended) {
-        if (size - pos < 6) fail("truncated .tgv stream: section header at byte " + std::to_string(pos) + " is incomplete");
+        if (pos >= size) fail("truncated .tgv stream: no END section");
         const uint8_t type = data[pos];
-        const uint32_t length = u32(data + pos + 2);
+        std::size_t start = pos + 1;
+        const uint32_t length = read_uleb(data, size, start, "section length");
         if (length > kMaxSectionBytes) fail("corrupt .tgv stream: section at byte " + std::to_string(pos) + " claims " + std::to_string(length) + " bytes");
-        if (size - pos - 6 < (std::size_t)length + 4) fail("truncated .tgv stream: section at byte " + std::to_string(pos) + " is cut");
-        const std::size_t end = pos + 6 + length;
-        if (crc32(data + pos, 6 + length) != u32(data + end)) fail("corrupt .tgv stream: CRC mismatch in section at byte " + std::to_string(pos));
-        if (data[pos + 1] != 0) fail("corrupt .tgv stream: non-zero section flags");
-        const Span payload{data + pos + 6, length};
+        if (size - start < (std::size_t)length + 4) fail("truncated .tgv stream: section at byte " + std::to_string(pos) + " is cut");
+        const std::size_t end = start + length;
+        if (crc32(data + pos, end - pos) != u32(data + end)) fail("corrupt .tgv stream: CRC mismatch in section at byte " + std::to_string(pos));
+        const Span payload{data + start, length};
         if (!have_header && type != kHeader) fail("corrupt .tgv stream: the first section is not the HEADER");
         switch (type) {
             case kHeader:
@@ -101,16 +130,21 @@ Stream read_stream(const uint8_t* data, std::size_t size) {
                 st.header = parse_header(payload);
                 have_header = true;
                 break;
-            case kKeyframe:
-                if (length < 4) fail("corrupt .tgv stream: KEYFRAME section too short");
-                st.keyframes.push_back({u32(payload.data), {payload.data + 4, length - 4u}});
-                if (st.keyframes.size() > st.header.num_keyframes) fail("corrupt .tgv stream: more keyframes than the header says");
+            case kKeyframe: {
+                if (st.keyframes.size() >= st.header.num_keyframes) fail("corrupt .tgv stream: more keyframes than the header says");
+                std::size_t at = 0;
+                const uint32_t frame = read_uleb(payload.data, length, at, "keyframe index");
+                st.keyframes.push_back({frame, {payload.data + at, length - at}});
                 break;
-            case kGroup:
-                if (length < 8) fail("corrupt .tgv stream: GROUP section too short");
-                st.groups.push_back({u32(payload.data), u32(payload.data + 4), {payload.data + 8, length - 8u}});
-                if (st.groups.size() > st.header.num_groups) fail("corrupt .tgv stream: more groups than the header says");
+            }
+            case kGroup: {
+                if (st.groups.size() >= st.header.num_groups) fail("corrupt .tgv stream: more groups than the header says");
+                std::size_t at = 0;
+                const uint32_t first = read_uleb(payload.data, length, at, "group start");
+                const uint32_t last = read_uleb(payload.data, length, at, "group end");
+                st.groups.push_back({first, last, {payload.data + at, length - at}});
                 break;
+            }
             case kEnd:
                 if (length != 0) fail("corrupt .tgv stream: END section is not empty");
                 ended = true;

@@ -31,7 +31,7 @@ struct StreamHeader {
     uint32_t fps_num = 0, fps_den = 0, num_frames = 0;
     uint8_t keyframe_codec = 0, flags = 0;
     uint8_t model_set_hash[16] = {0};
-    uint64_t noise_seed = 0;
+    uint32_t noise_seed = 0;
     uint32_t num_keyframes = 0, num_groups = 0;
 };
 
@@ -52,6 +52,9 @@ struct Stream {
     std::vector<GroupSection> groups;
     std::size_t skipped_sections = 0;  // unknown types (a later minor version), CRC-checked
 };
+
+// Unsigned LEB128 varint of at most 32 bits at data[pos]; advances pos; throws BitstreamError.
+uint32_t read_uleb(const uint8_t* data, std::size_t size, std::size_t& pos, const char* what);
 
 // zlib's CRC-32.
 uint32_t crc32(const uint8_t* data, std::size_t size, uint32_t crc = 0);
