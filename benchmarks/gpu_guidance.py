@@ -62,6 +62,31 @@ def cuda_time_ms(fn, reps: int, warmup: int = 5) -> dict:
     return {"median_ms": statistics.median(times), "min_ms": min(times), "stdev_ms": statistics.pstdev(times), "reps": reps}
 
 
+def graph_time_ms(fn, reps: int, inner: int = 20) -> dict:
+    """GPU time of one ``fn`` call: ``inner`` calls captured in a CUDA graph, replays timed."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(inner):
+            fn()
+    t = cuda_time_ms(graph.replay, reps, warmup=2)
+    return {f"graph_{k}": (v / inner if k.endswith("_ms") else v) for k, v in t.items()}
+
+
+def timed(fn, reps: int) -> dict:
+    """Eager time (host launch overhead included) and CUDA-graph GPU time of ``fn``."""
+    out = cuda_time_ms(fn, reps)
+    try:
+        out.update(graph_time_ms(fn, reps))
+    except Exception as err:  # noqa: BLE001
+        out["graph_error"] = f"{type(err).__name__}: {err}"[:300]
+    return out
+
+
 def rel(a, b) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
@@ -101,13 +126,13 @@ def unet_step_times(reps: int) -> dict:
         for dt in (torch.float32, torch.float16):
             key = f"{config}_{str(dt).split('.')[-1]}"
             try:
-                model = build_unet(config).cuda().eval().to(dt)
+                model = build_unet(config).cuda().eval()  # fp16: autocast (the model keeps fp32 islands)
                 params = sum(p.numel() for p in model.parameters())
-                sample = torch.randn(1, F_, C_, H_, W_, device="cuda", dtype=dt)
-                cond = torch.randn(1, F_, 65, H_, W_, device="cuda", dtype=dt)
-                t = torch.tensor([500.0], device="cuda", dtype=dt)
-                with torch.inference_mode():
-                    out[key] = cuda_time_ms(lambda: model(sample, t, cond), max(reps // 5, 5), warmup=3)
+                sample = torch.randn(1, F_, C_, H_, W_, device="cuda")
+                cond = torch.randn(1, F_, 65, H_, W_, device="cuda")
+                t = torch.tensor([500.0], device="cuda")
+                with torch.inference_mode(), torch.autocast("cuda", dtype=dt, enabled=dt == torch.float16):
+                    out[key] = cuda_time_ms(lambda: model(sample, t, cond), max(reps // 3, 5), warmup=3)
                 out[key]["params"] = int(params)
                 del model
                 torch.cuda.empty_cache()
@@ -119,23 +144,28 @@ def unet_step_times(reps: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
-    ap.add_argument("--reps", type=int, default=50)
+    ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--tracks", default="100,500,2000")
     args = ap.parse_args()
     dev = torch.device("cuda")
     gpu = torch.cuda.get_device_name(0)
-    stream = torch.cuda.current_stream().cuda_stream
     t0 = time.time()
     base = launcher.CudaGuidance()
     first_compile_s = time.time() - t0
+    def opt(**kw):
+        return launcher.CudaGuidance(options=launcher.GuidanceOptions(**kw))
+
+    mb2, mb3 = ("-DTGVC_MIN_BLOCKS=2",), ("-DTGVC_MIN_BLOCKS=3",)
     kernels = {
         "fixed_f32": (base, "fixed", "float32"),
         "fixed_f16": (base, "fixed", "float16"),
         "float_smem_f32": (base, "float_smem", "float32"),
         "scatter_f32": (base, "scatter", "float32"),
-        "fixed_f32_tile40x64": (launcher.CudaGuidance(options=launcher.GuidanceOptions(tile_h=40, tile_w=64)), "fixed", "float32"),
-        "fixed_f32_tile16x32": (launcher.CudaGuidance(options=launcher.GuidanceOptions(tile_h=16, tile_w=32)), "fixed", "float32"),
-        "fixed_f32_minblocks2": (launcher.CudaGuidance(options=launcher.GuidanceOptions(defines=("-DTGVC_MIN_BLOCKS=2",))), "fixed", "float32"),
+        "fixed_f32_minblocks1": (opt(defines=("-DTGVC_MIN_BLOCKS=1",)), "fixed", "float32"),
+        "fixed_f32_minblocks3": (opt(defines=mb3), "fixed", "float32"),
+        "fixed_f32_tile40x64": (opt(tile_h=40, tile_w=64), "fixed", "float32"),
+        "fixed_f32_tile40x64_minblocks3": (opt(tile_h=40, tile_w=64, defines=mb3), "fixed", "float32"),
+        "fixed_f32_tile16x64": (opt(tile_h=16, tile_w=64), "fixed", "float32"),
     }
     result = {"gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
               "cuda_api": base.api.name, "kernel_arch": base.kernel.arch, "first_compile_s": first_compile_s,
@@ -156,7 +186,7 @@ def main() -> None:
         tpos, tvis = torch.from_numpy(pos).to(dev), torch.from_numpy(vis).to(dev)
         try:
             tl, tg = torch_loss_grad(tx0, tref, tpos, tvis, W, npairs)
-            row["torch_autograd"] = cuda_time_ms(lambda: torch_loss_grad(tx0, tref, tpos, tvis, W, npairs), args.reps)
+            row["torch_autograd"] = timed(lambda: torch_loss_grad(tx0, tref, tpos, tvis, W, npairs), args.reps)
             row["torch_autograd"].update(loss_rel=abs(float(tl) - loss64) / loss64, grad_rel=rel(tg.cpu().numpy(), grad64))
         except Exception as err:  # noqa: BLE001
             row["torch_autograd"] = {"error": f"{type(err).__name__}: {err}"[:300]}
@@ -170,7 +200,7 @@ def main() -> None:
             def run(with_z=True):
                 cg.guidance(gx0.data_ptr(), gref.data_ptr(), tpos.data_ptr(), tvis.data_ptr(), (F_, C_, H_, W_), K,
                             dtype=dtype, grad=grad.data_ptr(), z=z.data_ptr() if with_z else 0, step=1e-3,
-                            loss=loss.data_ptr(), stream=stream, variant=variant)
+                            loss=loss.data_ptr(), stream=torch.cuda.current_stream().cuda_stream, variant=variant)
             try:
                 run(False)
                 torch.cuda.synchronize()
@@ -178,7 +208,7 @@ def main() -> None:
                 run(False)
                 torch.cuda.synchronize()
                 g2, l2 = grad.cpu().numpy(), float(loss.item())
-                timing = cuda_time_ms(run, args.reps)
+                timing = timed(run, args.reps)
                 timing.update(grad_rel=rel(g1, grad64), loss_rel=abs(l1 - loss64) / loss64,
                               bit_reproducible=bool(np.array_equal(g1, g2) and l1 == l2))
             except Exception as err:  # noqa: BLE001
@@ -186,9 +216,12 @@ def main() -> None:
             row[name] = timing
         if "median_ms" in row.get("fixed_f32", {}) and "median_ms" in row["torch_autograd"]:
             row["speedup_vs_torch"] = row["torch_autograd"]["median_ms"] / row["fixed_f32"]["median_ms"]
+            if "graph_median_ms" in row["fixed_f32"] and "graph_median_ms" in row["torch_autograd"]:
+                row["speedup_vs_torch_graph"] = (row["torch_autograd"]["graph_median_ms"]
+                                                 / row["fixed_f32"]["graph_median_ms"])
             row["speedup_vs_numpy_step"] = row["numpy_step_ms"] / row["fixed_f32"]["median_ms"]
         result["tracks"][str(K)] = row
-        print(f"K={K}: " + ", ".join(f"{k} {v['median_ms']:.4f} ms" for k, v in row.items()
+        print(f"K={K}: " + ", ".join(f"{k} {v['median_ms']:.4f}/{v.get('graph_median_ms', float('nan')):.4f} ms" for k, v in row.items()
                                       if isinstance(v, dict) and "median_ms" in v) + f", numpy step {row['numpy_step_ms']:.1f} ms", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -201,8 +234,9 @@ def main() -> None:
         if isinstance(u, dict) and "median_ms" in u:
             for K, row in result["tracks"].items():
                 kname = "fixed_f16" if key.endswith("float16") else "fixed_f32"
-                if "median_ms" in row.get(kname, {}):
-                    shares[f"{key}_K{K}"] = row[kname]["median_ms"] / u["median_ms"]
+                for metric in ("median_ms", "graph_median_ms"):
+                    if metric in row.get(kname, {}):
+                        shares[f"{key}_K{K}_{metric}"] = row[kname][metric] / u["median_ms"]
     result["kernel_share_of_unet_step"] = shares
     path.write_text(json.dumps(result, indent=1))
     print(json.dumps({"unet_step": result["unet_step"], "share": shares}, indent=1))

@@ -22,11 +22,13 @@ export LD_LIBRARY_PATH=${NVRTC_DIRS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   $PY -c "import torch, numpy, scipy; print('torch', torch.__version__, 'numpy', numpy.__version__, 'scipy', scipy.__version__)"
   $PY -c "import cuda.bindings as b; print('cuda-bindings', b.__version__)"
 } 2>&1 | tee "$OUT/env.log"
+if [ -z "${TGVC_BENCH_ONLY:-}" ]; then
 echo "== pytest"
 timeout 120 $PY -m pytest -q -rs -p no:cacheprovider tests/test_guidance_kernel.py 2>&1 | tee "$OUT/pytest.log" | tail -25
 echo "== cmake + ctest"
 ( cmake -S . -B /tmp/tgvc-build -G Ninja -DTGVC_CUDA_ARCHS=90 -DTGVC_CUDA_PTX_ARCH=90 && cmake --build /tmp/tgvc-build \
   && ctest --test-dir /tmp/tgvc-build --output-on-failure ) > "$OUT/ctest.log" 2>&1
 echo "ctest rc=$?"; grep -E "tgvc:|tests passed|gpu vs cpu|Failed|Skipped|Error" "$OUT/ctest.log" | head -20
+fi
 echo "== benchmark"
 timeout 200 $PY benchmarks/gpu_guidance.py --out "$OUT" 2>&1 | tee "$OUT/bench.log" | tail -60

@@ -126,14 +126,15 @@ def test_oracle_gradient_finite_difference():
 
 
 def test_launcher_helpers_without_cuda():
-    assert launcher.balanced_tile(40, 64) == (20, 64)
-    assert launcher.balanced_tile(135, 240) == (27, 60)
+    assert launcher.balanced_tile(40, 64) == (40, 64)
+    assert launcher.balanced_tile(135, 240) == (34, 60)
+    assert launcher.balanced_tile(40, 64, 32, 64) == (20, 64)
     a, b = launcher.ddim_coefficients(0.5, 0.5)
     assert abs(a - 1) < 1e-12 and abs(b) < 1e-12
     a, b = launcher.x0_coefficients(0.25)
     assert abs(a - 2) < 1e-12 and abs(b + np.sqrt(0.75) * 2) < 1e-12
     assert launcher.guidance_step_size(30, 0.25) == pytest.approx(30 * 0.75 / 0.5)
-    assert launcher.smem_bytes(20, 64) < 48 * 1024
+    assert launcher.smem_bytes(40, 64) < 48 * 1024
 
 
 def _nvcc() -> str | None:

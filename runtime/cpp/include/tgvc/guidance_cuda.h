@@ -11,7 +11,7 @@
 extern "C" {
 // Dynamic shared memory of one guidance block (acc_bytes 8: fixed-point accumulators).
 size_t tgvc_guidance_smem_bytes(int tile_h, int tile_w, int acc_bytes);
-// Balanced tile of at most 32 x 64 latent pixels.
+// Balanced tile of at most 40 x 64 latent pixels.
 void tgvc_guidance_default_tile(int h, int w, int* tile_h, int* tile_w);
 // Floats of device workspace tgvc_cuda_guidance needs.
 size_t tgvc_guidance_workspace_floats(int F, int C, int h, int w);
