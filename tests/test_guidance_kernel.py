@@ -134,6 +134,9 @@ def test_launcher_helpers_without_cuda():
     a, b = launcher.x0_coefficients(0.25)
     assert abs(a - 2) < 1e-12 and abs(b + np.sqrt(0.75) * 2) < 1e-12
     assert launcher.guidance_step_size(30, 0.25) == pytest.approx(30 * 0.75 / 0.5)
+    assert launcher.guidance_step_size(30, 0.25, 170) == pytest.approx(170 * 30 * 0.75 / 0.5)
+    for F in range(1, 40):
+        assert launcher.num_pairs(F) == int(np.count_nonzero(oracle_weights(F)))
     assert launcher.smem_bytes(40, 64) < 48 * 1024
 
 
@@ -306,7 +309,7 @@ def test_guided_stepper_matches_numpy(cg):
         st.close()
     a, b = launcher.x0_coefficients(0.25)
     _, g = reference((a * z + b * eps).astype(np.float32), ref, pos, vis)
-    want = z - launcher.guidance_step_size(30.0, 0.25) * g
+    want = z - launcher.guidance_step_size(30.0, 0.25, pos.shape[0] * launcher.num_pairs(x0.shape[0])) * g
     a, b = launcher.ddim_coefficients(0.25, 0.5)
     want = a * want + b * eps
     assert rel(got, want) <= 1e-5

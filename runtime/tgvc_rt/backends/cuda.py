@@ -6,7 +6,7 @@ TensorRT's ``set_tensor_address`` too, and an ``OrtValue`` on CUDA gives its own
 (``ort_value_ptr``). Per sampler step, ``GuidedStepper.step`` enqueues on the model's stream:
 
     x0 = (z - sqrt(1 - abar_t) eps) / sqrt(abar_t)          (tgvc_axpby)
-    z -= s (1 - abar_t) / sqrt(abar_t) * dL/dx0             (tgvc_guidance, fused)
+    z -= s N (1 - abar_t) / sqrt(abar_t) * dL/dx0           (tgvc_guidance, fused; N = K Npairs)
     z  = DDIM(z, eps; abar_t -> abar_prev)                   (tgvc_axpby)
 
 with no host synchronisation. Importing this module needs no CUDA.
@@ -104,7 +104,7 @@ class GuidedStepper:
         self.k.axpby(z, eps, self.x0.ptr, n, a, b, dtype=self.dtype, stream=self.stream)
         if guide and self.K and scale:
             self.k.guidance(self.x0.ptr, self.ref.ptr, self.pos.ptr, self.vis.ptr, self.shape, self.K,
-                            dtype=self.dtype, z=z, step=launcher.guidance_step_size(scale, abar_t),
+                            dtype=self.dtype, z=z, step=launcher.guidance_step_size(scale, abar_t, self.K * launcher.num_pairs(self.shape[0])),
                             stream=self.stream)
         a, b = launcher.ddim_coefficients(abar_t, abar_prev)
         self.k.axpby(z, eps, z, n, a, b, dtype=self.dtype, stream=self.stream)

@@ -48,9 +48,15 @@ def smem_bytes(tile_h: int, tile_w: int, acc_bytes: int = 8) -> int:
     return acc + (tile_h + 2 * HALO) * (tile_w + 2 * HALO) * 4
 
 
-def guidance_step_size(scale: float, abar_t: float) -> float:
-    """The factor of the update ``z -= step * dL/dx0``: ``s * (1 - abar_t) / sqrt(abar_t)``."""
-    return float(scale) * (1.0 - float(abar_t)) / math.sqrt(float(abar_t))
+def num_pairs(F: int) -> int:
+    """``Npairs`` of docs/guidance.md (17 for F = 16); mirrors tgvc_pair_weights in guidance.cu."""
+    n, a, b = F - 1, (F - 1) // 3, (6 * (F - 1)) // 10
+    return sum(1 if (f <= a or f >= b) else 2 for f in range(1, max(n, 1)))
+
+
+def guidance_step_size(scale: float, abar_t: float, pairs: int = 1) -> float:
+    """The factor of ``z -= step * dL/dx0``: ``s * N * (1 - abar_t) / sqrt(abar_t)``, N = K * Npairs."""
+    return float(scale) * float(pairs) * (1.0 - float(abar_t)) / math.sqrt(float(abar_t))
 
 
 def ddim_coefficients(abar_t: float, abar_prev: float) -> tuple[float, float]:
