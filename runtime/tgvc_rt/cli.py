@@ -71,8 +71,10 @@ def encode(
         result = encode_video(video, options, advance)
     write_bytes_atomic(output, result.data)
     dt = time.perf_counter() - t0
-    _say(quiet, f"{output}: {len(result.data)} bytes, {result.bpp(video):.5f} bpp "
-                f"(target {result.target_bytes * 8 / (video.meta.width * video.meta.height * len(video)):.5f}), "
+    if result.bpp(video) > 1.1 * result.target_bpp:
+        _say(quiet, f"note: {result.target_bpp:.5f} bpp is below what {len(result.keyframes)} keyframes can be "
+                    f"coded in at the coarsest setting; the stream is larger than asked")
+    _say(quiet, f"{output}: {len(result.data)} bytes, {result.bpp(video):.5f} bpp (target {result.target_bpp:.5f}), "
                 f"{len(result.keyframes)} keyframes {result.keyframe_bytes} B, {result.num_tracks} tracks "
                 f"{result.track_bytes} B, {len(video) / dt:.1f} frames/s")
 

@@ -39,6 +39,7 @@ class EncodeResult:
     track_bytes: int
     num_tracks: int
     target_bytes: int
+    target_bpp: float
     seconds: dict[str, float]
 
     def bpp(self, video: Video) -> float:
@@ -72,8 +73,8 @@ def encode_video(video: Video, options: EncodeOptions, advance: Advance = _noop)
     """Encode a whole clip. ``advance(n)`` is called as frames are analysed (progress)."""
     n, meta = len(video), video.meta
     seconds: dict[str, float] = {}
-    budget = ratecontrol.target_bytes(options.rate, meta.width, meta.height, n, meta.fps)
-    bpp = budget * 8 / (meta.width * meta.height * n)
+    bits = ratecontrol.target_bits(options.rate, meta.width, meta.height, n, meta.fps)
+    budget, bpp = int(bits // 8), bits / (meta.width * meta.height * n)
 
     t0 = time.perf_counter()
     keyframes = plan_keyframes(video.frames, options.keyframes, bpp=bpp) if n > 1 else [0]
@@ -111,4 +112,4 @@ def encode_video(video: Video, options: EncodeOptions, advance: Advance = _noop)
     groups = [GroupPayload(s.start, s.end, p) for s, p in zip(spans, payloads)]
     data = write_bitstream(Bitstream(header, coded_keyframes, groups))
     return EncodeResult(data, keyframes, sum(map(len, coded_keyframes.values())), track_bytes,
-                        num_tracks, budget, seconds)
+                        num_tracks, budget, bpp, seconds)

@@ -28,8 +28,8 @@ class RateOptions:
     min_tracks_per_group: int = 0   # never shrink a group below this many tracks
 
 
-def target_bytes(options: RateOptions, width: int, height: int, num_frames: int, fps: float) -> int:
-    """Byte budget of the whole stream."""
+def target_bits(options: RateOptions, width: int, height: int, num_frames: int, fps: float) -> float:
+    """Bit budget of the whole stream (checks the options)."""
     if options.kbps is not None:
         if not (0.1 <= options.kbps <= 1e6):
             raise OptionError(f"--kbps {options.kbps}: must be within 0.1..1000000")
@@ -40,7 +40,7 @@ def target_bytes(options: RateOptions, width: int, height: int, num_frames: int,
         bits = options.bpp * width * height * num_frames
     if not (0.0 < options.track_share < 1.0):
         raise OptionError(f"--track-share {options.track_share}: must be within (0, 1)")
-    return int(bits // 8)
+    return bits
 
 
 def keyframe_overhead(index: int) -> int:
