@@ -14,6 +14,7 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
+from ..bitstream.varint import pack_uleb, read_uleb
 from ..errors import BitstreamError
 
 _model = constriction.stream.model
@@ -21,27 +22,13 @@ _queue = constriction.stream.queue
 
 
 def put_varint(value: int) -> bytes:
-    if value < 0 or value >= 1 << 35:
-        raise ValueError(f"varint out of range: {value}")
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
+    """LEB128 varint of a header integer (the bitstream's own varint, at most 32 bits)."""
+    return pack_uleb(value)
 
 
 def get_varint(data: bytes, pos: int) -> tuple[int, int]:
-    """Read a varint at ``pos`` -> (value, new_pos); BitstreamError if cut off or over 5 bytes."""
-    value = 0
-    for i in range(5):
-        if pos + i >= len(data):
-            raise BitstreamError("track payload truncated in a header integer")
-        byte = data[pos + i]
-        value |= (byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            return value, pos + i + 1
-    raise BitstreamError("track payload header integer is too long")
+    """Read a varint at ``pos`` -> (value, new_pos); BitstreamError if cut off or over 32 bits."""
+    return read_uleb(data, pos, "track payload integer")
 
 
 def scale_code(mean_abs: float) -> int:
