@@ -1,0 +1,51 @@
+"""``python -m tgvc_export <command>`` (run from export/): cache-latents, train-unet, export, roundtrip."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="tgvc_export")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("cache-latents", help="encode every shared clip with TAEF2 into export/cache/")
+    tr = sub.add_parser("train-unet", help="train the latent interpolation UNet")
+    tr.add_argument("--config", default="default")
+    tr.add_argument("--steps", type=int, default=1000)
+    tr.add_argument("--batch", type=int, default=2)
+    tr.add_argument("--seed", type=int, default=0)
+    ex = sub.add_parser("export", help="write a model set (ONNX + manifest)")
+    ex.add_argument("--set", default="default", help="model set name (UNet config)")
+    ex.add_argument("--out", default=None, help="output folder (default: runtime/tgvc_rt/models/<set>)")
+    ex.add_argument("--checkpoint", default=None, help="trained UNet checkpoint (default set: "
+                    "export/checkpoints/unet_default.pt; other sets export random weights)")
+    ex.add_argument("--fp16", action="store_true", help="also write fp16 variants")
+    rt = sub.add_parser("roundtrip", help="TAEF2 encode->decode PSNR-Y on the shared clips")
+    rt.add_argument("--frames", type=int, default=4)
+    args = parser.parse_args(argv)
+
+    if args.command == "cache-latents":
+        from .latents import cache_latents
+
+        print(json.dumps({k: str(v) for k, v in cache_latents().items()}, indent=1))
+    elif args.command == "train-unet":
+        from .train_unet import TrainConfig, train
+
+        rec = train(TrainConfig(config=args.config, steps=args.steps, batch=args.batch, seed=args.seed))
+        print(json.dumps({k: rec[k] for k in ("config", "params", "steps", "train_minutes", "val_loss")}))
+    elif args.command == "export":
+        from .modelset import export_model_set
+
+        manifest = export_model_set(args.set, args.out and Path(args.out), args.checkpoint and Path(args.checkpoint),
+                                    fp16=args.fp16)
+        print(json.dumps({k: {"file": v["file"], "sha256": v["sha256"][:16]} for k, v in manifest["models"].items()},
+                         indent=1))
+    elif args.command == "roundtrip":
+        from .roundtrip import roundtrip_psnr
+
+        print(json.dumps(roundtrip_psnr(args.frames), indent=1))
+
+
+if __name__ == "__main__":
+    main()
