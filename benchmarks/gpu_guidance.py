@@ -1,19 +1,25 @@
 """GPU guidance benchmark: kernel time per guidance step vs NumPy, torch autograd and a UNet step.
 
-    python benchmarks/gpu_guidance.py [--out DIR] [--reps 50]
+    python benchmarks/gpu_guidance.py [--out DIR] [--reps 30] [--legacy OLD.cu]
 
-Window [F=16, C=32, h=40, w=64] (512x320 video), K = 100/500/2000 tracks. Kernel variants (all
-through tgvc_rt.kernels.launcher on torch's current stream, pointers from torch tensors, zero
-copy): fixed (default: int64 shared accumulators, deterministic), fixed fp16, float_smem (float
-shared atomics), scatter (global float atomics), tile shapes and register caps. Each variant is
-checked against the NumPy reference (float64) and run twice to see if it is bit-reproducible.
-torch is a benchmark-only dependency. Writes gpu_guidance_<gpu>.json into --out (default
-benchmarks/results/).
+Window [F=16, C=32, h=40, w=64] (512x320 video), K = 100/500/2000 tracks. A guidance *step* is
+loss + dL/dx0 (written to a grad buffer) + the in-place latent update z -= step * grad. Kernel
+variants go through tgvc_rt.kernels.launcher on torch's current stream (pointers from torch
+tensors, zero copy): the per-window ``prepare`` is timed once, apart; ``step`` is what runs at
+every sampler step. Baselines: torch autograd of the same loss over grid_sample (eager and
+CUDA-graph replays), either sampling the reference patches every call ("torch_autograd") or with
+them precomputed once per window like the kernel ("torch_autograd_prepared"), both with the z
+update; and, with --legacy, the previous kernel source (old launch protocol) for a before/after
+on the same card. Every variant is checked against the NumPy reference (float64) and run twice
+to see if it is bit-reproducible. torch is a benchmark-only dependency. Writes
+gpu_guidance_<gpu>.json into --out (default benchmarks/results/).
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import os
 import platform
 import re
 import statistics
@@ -31,7 +37,7 @@ import torch  # noqa: E402
 import torch.nn.functional as tF  # noqa: E402
 
 from tgvc_rt.diffusion import guidance as ref_guidance  # noqa: E402
-from tgvc_rt.kernels import launcher  # noqa: E402
+from tgvc_rt.kernels import launcher, nvrtc_cache  # noqa: E402
 
 F_, C_, H_, W_ = 16, 32, 40, 64
 
@@ -67,7 +73,8 @@ def graph_time_ms(fn, reps: int, inner: int = 20) -> dict:
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        fn()
+        for _ in range(3):
+            fn()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
@@ -91,38 +98,73 @@ def rel(a, b) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
-def torch_loss_grad(x0, ref, pos, vis, W, npairs):
-    """Autograd over grid_sample (zeros padding, align_corners=True on latent indices)."""
-    x0 = x0.detach().requires_grad_(True)
-    K, F, _ = pos.shape
-    C, h, w = x0.shape[1:]
-    off = torch.arange(-2, 3, device=x0.device, dtype=torch.float32)
-    dy, dx = torch.meshgrid(off, off, indexing="ij")
-    taps = torch.stack([dx.reshape(-1), dy.reshape(-1)], -1)  # [25, 2]
-    pts = pos.permute(1, 0, 2)[:, :, None, :] + taps  # [F, K, 25, 2]
-    scale = torch.tensor([2.0 / (w - 1), 2.0 / (h - 1)], device=x0.device)
-    grid = pts * scale - 1.0
+class TorchGuidance:
+    """The same loss, gradient and update by autograd over grid_sample (zeros padding,
+    align_corners=True on latent indices). Constants (tap offsets, grid scale, weights) are made
+    once, so the step captures in a CUDA graph; ``prepared`` also samples the reference patches
+    once (they are constants of a window, as in the kernel's prepare)."""
 
+    def __init__(self, ref, pos, vis, W, npairs, prepared: bool):
+        K, F, _ = pos.shape
+        C, h, w = ref.shape[1:]
+        dev = ref.device
+        off = torch.arange(-2, 3, device=dev, dtype=torch.float32)
+        dy, dx = torch.meshgrid(off, off, indexing="ij")
+        taps = torch.stack([dx.reshape(-1), dy.reshape(-1)], -1)  # [25, 2]
+        scale = torch.tensor([2.0 / (w - 1), 2.0 / (h - 1)], device=dev)
+        self.grid = (pos.permute(1, 0, 2)[:, :, None, :] + taps) * scale - 1.0  # [F, K, 25, 2]
+        self.c0 = (W[:, 0:1] * vis.T * vis[:, 0][None, :])[:, None, :, None]
+        self.c1 = (W[:, 1:2] * vis.T * vis[:, F - 1][None, :])[:, None, :, None]
+        self.ref, self.F, self.norm = ref, F, float(K * npairs * 25 * C)
+        self.R = self.refs() if prepared else None
+
+    @staticmethod
     def sample(planes, g):
-        return tF.grid_sample(planes, g.to(planes.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+        return tF.grid_sample(planes, g, mode="bilinear", padding_mode="zeros", align_corners=True)
 
-    P = sample(x0, grid)  # [F, C, K, 25]
-    R0, R1 = sample(ref[0:1], grid[0:1]), sample(ref[1:2], grid[F - 1:F])
-    c0 = W[:, 0:1] * vis.T * vis[:, 0][None, :]
-    c1 = W[:, 1:2] * vis.T * vis[:, F - 1][None, :]
-    L = ((c0[:, None, :, None] * (P - R0).abs()).sum() + (c1[:, None, :, None] * (P - R1).abs()).sum())
-    L = L / (K * npairs * 25 * C)
-    L.backward()
-    return L.detach(), x0.grad
+    def refs(self):
+        return self.sample(self.ref[0:1], self.grid[0:1]), self.sample(self.ref[1:2], self.grid[self.F - 1:self.F])
+
+    def __call__(self, x0, z=None, step=0.0):
+        x0 = x0.detach().requires_grad_(True)
+        R0, R1 = self.R if self.R is not None else self.refs()
+        P = self.sample(x0, self.grid)  # [F, C, K, 25]
+        L = ((self.c0 * (P - R0).abs()).sum() + (self.c1 * (P - R1).abs()).sum()) / self.norm
+        (g,) = torch.autograd.grad(L, x0)
+        if z is not None:
+            z.sub_(g, alpha=step)
+        return L.detach(), g
 
 
-def unet_step_times(reps: int) -> dict:
+class LegacyKernel:
+    """The previous guidance.cu (one block per (tile, channel, frame) rescanning all tracks, int64
+    CAS shared atomics, separate finalize launch), launched with its own protocol."""
+
+    def __init__(self, base: launcher.CudaGuidance, source: Path):
+        self.api = base.api
+        arch, _ = nvrtc_cache.pick_target(self.api.compute_capability())
+        k = nvrtc_cache.cached_compile(arch, (), source_path=source)
+        self.module = self.api.load(k.image if not k.is_ptx else k.image.rstrip(b"\0 ") + b"\0")
+        self.fn = self.api.function(self.module, "tgvc_guidance_f32")
+        self.fin = self.api.function(self.module, "tgvc_guidance_finalize")
+        self.ws = self.api.alloc(4 * F_ * C_)
+
+    def __call__(self, x0, ref, pos, vis, K, grad, z, step, loss, stream):
+        p, i, f = (lambda v: ctypes.c_void_p(int(v) if v else None)), ctypes.c_int, ctypes.c_float
+        smem = 8 * 40 * 64 + 50 * 74 * 4
+        self.api.launch(self.fn, (1, C_, F_), (256, 1, 1), smem, stream,
+                        [p(x0), p(ref), p(pos), p(vis), i(F_), i(C_), i(H_), i(W_), i(K), i(40), i(64),
+                         p(grad), p(z), f(step), p(self.ws)])
+        self.api.launch(self.fin, (1, 1, 1), (256, 1, 1), 0, stream, [p(self.ws), i(F_ * C_), i(F_), i(C_), i(K), p(loss)])
+
+
+def unet_step_times(reps: int, configs: tuple[str, ...] = ("default",)) -> dict:
     try:
         from tgvc_export.unet import build_unet
     except Exception as err:  # noqa: BLE001
         return {"error": f"export/tgvc_export/unet.py not importable: {err}"}
     out = {}
-    for config in ("default", "large"):
+    for config in configs:
         for dt in (torch.float32, torch.float16):
             key = f"{config}_{str(dt).split('.')[-1]}"
             try:
@@ -146,32 +188,38 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--tracks", default="100,500,2000")
+    ap.add_argument("--legacy", default=os.environ.get("TGVC_LEGACY_CU", ""), help="previous guidance.cu to time too")
+    ap.add_argument("--unet", default="default", help="UNet configs to time (comma separated; '' for none)")
     args = ap.parse_args()
     dev = torch.device("cuda")
     gpu = torch.cuda.get_device_name(0)
     t0 = time.time()
     base = launcher.CudaGuidance()
     first_compile_s = time.time() - t0
+
     def opt(**kw):
         return launcher.CudaGuidance(options=launcher.GuidanceOptions(**kw))
 
-    mb2, mb3 = ("-DTGVC_MIN_BLOCKS=2",), ("-DTGVC_MIN_BLOCKS=3",)
-    kernels = {
-        "fixed_f32": (base, "fixed", "float32"),
-        "fixed_f16": (base, "fixed", "float16"),
-        "float_smem_f32": (base, "float_smem", "float32"),
-        "scatter_f32": (base, "scatter", "float32"),
-        "fixed_f32_minblocks1": (opt(defines=("-DTGVC_MIN_BLOCKS=1",)), "fixed", "float32"),
-        "fixed_f32_minblocks3": (opt(defines=mb3), "fixed", "float32"),
-        "fixed_f32_tile40x64": (opt(tile_h=40, tile_w=64), "fixed", "float32"),
-        "fixed_f32_tile40x64_minblocks3": (opt(tile_h=40, tile_w=64, defines=mb3), "fixed", "float32"),
-        "fixed_f32_tile16x64": (opt(tile_h=16, tile_w=64), "fixed", "float32"),
+    kernels = {  # name: (launcher, dtype)
+        "fixed_f32": (base, "float32"),
+        "fixed_f16": (base, "float16"),
+        "fixed_f32_minblocks3": (opt(min_blocks=3), "float32"),
+        "fixed_f32_block128": (opt(block=128, min_blocks=8), "float32"),
+        "fixed_f32_tile20x64": (opt(tile_h=20, tile_w=64), "float32"),
     }
+    legacy, legacy_error = None, None
+    if args.legacy and Path(args.legacy).is_file():
+        try:
+            legacy = LegacyKernel(base, Path(args.legacy))
+        except Exception as err:  # noqa: BLE001
+            legacy_error = f"{type(err).__name__}: {err}"[:300]
     result = {"gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
               "cuda_api": base.api.name, "kernel_arch": base.kernel.arch, "first_compile_s": first_compile_s,
-              "shape": [F_, C_, H_, W_], "reps": args.reps, "tracks": {}}
+              "shape": [F_, C_, H_, W_], "reps": args.reps, "step": "loss + grad + z update", "legacy": args.legacy or None,
+              "legacy_error": legacy_error, "tracks": {}}
     W = torch.tensor(ref_guidance.reference_weights(F_), device=dev)
     npairs = ref_guidance.num_pairs(F_)
+    stream = lambda: torch.cuda.current_stream().cuda_stream  # noqa: E731
     for K in (int(k) for k in args.tracks.split(",")):
         x0, ref, pos, vis = make_case(K, seed=K)
         row = {}
@@ -179,56 +227,83 @@ def main() -> None:
         plan = ref_guidance.plan_guidance(pos, vis, x0.shape)
         row["numpy_plan_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        loss_np, grad_np = ref_guidance.guidance_step(plan, x0, ref)
+        ref_guidance.guidance_step(plan, x0, ref)
         row["numpy_step_ms"] = 1e3 * (time.perf_counter() - t)
         loss64, grad64 = ref_guidance.guidance_loss_and_grad(x0.astype(np.float64), ref.astype(np.float64), pos, vis, dtype=np.float64)
         tx0, tref = torch.from_numpy(x0).to(dev), torch.from_numpy(ref).to(dev)
         tpos, tvis = torch.from_numpy(pos).to(dev), torch.from_numpy(vis).to(dev)
-        try:
-            tl, tg = torch_loss_grad(tx0, tref, tpos, tvis, W, npairs)
-            row["torch_autograd"] = timed(lambda: torch_loss_grad(tx0, tref, tpos, tvis, W, npairs), args.reps)
-            row["torch_autograd"].update(loss_rel=abs(float(tl) - loss64) / loss64, grad_rel=rel(tg.cpu().numpy(), grad64))
-        except Exception as err:  # noqa: BLE001
-            row["torch_autograd"] = {"error": f"{type(err).__name__}: {err}"[:300]}
         zf32 = torch.randn(F_, C_, H_, W_, device=dev)
-        for name, (cg, variant, dtype) in kernels.items():
+        for name, prepared in (("torch_autograd", False), ("torch_autograd_prepared", True)):
+            try:
+                tg_ = TorchGuidance(tref, tpos, tvis, W, npairs, prepared)
+                tl, tg = tg_(tx0)
+                zt = zf32.clone()
+                row[name] = timed(lambda: tg_(tx0, zt, 1e-3), args.reps)
+                row[name].update(loss_rel=abs(float(tl) - loss64) / loss64, grad_rel=rel(tg.cpu().numpy(), grad64))
+            except Exception as err:  # noqa: BLE001
+                row[name] = {"error": f"{type(err).__name__}: {err}"[:300]}
+        for name, (cg, dtype) in kernels.items():
             td = torch.float32 if dtype == "float32" else torch.float16
             gx0, gref, z = tx0.to(td), tref.to(td), zf32.to(td)
             grad = torch.empty(F_, C_, H_, W_, device=dev)
             loss = torch.empty(1, device=dev)
-
-            def run(with_z=True):
-                cg.guidance(gx0.data_ptr(), gref.data_ptr(), tpos.data_ptr(), tvis.data_ptr(), (F_, C_, H_, W_), K,
-                            dtype=dtype, grad=grad.data_ptr(), z=z.data_ptr() if with_z else 0, step=1e-3,
-                            loss=loss.data_ptr(), stream=torch.cuda.current_stream().cuda_stream, variant=variant)
             try:
-                run(False)
+                t = time.perf_counter()
+                dplan = cg.prepare(gref.data_ptr(), tpos.data_ptr(), tvis.data_ptr(), (F_, C_, H_, W_), K, dtype=dtype,
+                                   stream=stream())
                 torch.cuda.synchronize()
-                g1, l1 = grad.cpu().numpy().copy(), float(loss.item())
-                run(False)
-                torch.cuda.synchronize()
-                g2, l2 = grad.cpu().numpy(), float(loss.item())
+                first_prepare_ms = 1e3 * (time.perf_counter() - t)
+                prep = cuda_time_ms(lambda: cg.prepare(gref.data_ptr(), tpos.data_ptr(), tvis.data_ptr(), (F_, C_, H_, W_), K,
+                                                       dtype=dtype, stream=stream(), plan=dplan), 10, warmup=2)
+
+                def run(with_z=True):
+                    cg.step(dplan, gx0.data_ptr(), grad=grad.data_ptr(), z=z.data_ptr() if with_z else 0, step=1e-3,
+                            loss=loss.data_ptr(), stream=stream())
+                outs = []
+                for _ in range(2):
+                    grad.fill_(float("nan"))
+                    run(False)
+                    torch.cuda.synchronize()
+                    outs.append((grad.cpu().numpy().copy(), float(loss.item())))
                 timing = timed(run, args.reps)
-                timing.update(grad_rel=rel(g1, grad64), loss_rel=abs(l1 - loss64) / loss64,
-                              bit_reproducible=bool(np.array_equal(g1, g2) and l1 == l2))
+                timing.update(grad_rel=rel(outs[0][0], grad64), loss_rel=abs(outs[0][1] - loss64) / loss64,
+                              bit_reproducible=bool(np.array_equal(outs[0][0], outs[1][0]) and outs[0][1] == outs[1][1]),
+                              prepare_ms=prep["median_ms"], first_prepare_ms=first_prepare_ms)
+                cg.free_plan(dplan)
             except Exception as err:  # noqa: BLE001
                 timing = {"error": f"{type(err).__name__}: {err}"[:300]}
             row[name] = timing
-        if "median_ms" in row.get("fixed_f32", {}) and "median_ms" in row["torch_autograd"]:
-            row["speedup_vs_torch"] = row["torch_autograd"]["median_ms"] / row["fixed_f32"]["median_ms"]
-            if "graph_median_ms" in row["fixed_f32"] and "graph_median_ms" in row["torch_autograd"]:
-                row["speedup_vs_torch_graph"] = (row["torch_autograd"]["graph_median_ms"]
-                                                 / row["fixed_f32"]["graph_median_ms"])
-            row["speedup_vs_numpy_step"] = row["numpy_step_ms"] / row["fixed_f32"]["median_ms"]
+        if legacy is not None:
+            grad, loss, z = torch.empty_like(tx0), torch.empty(1, device=dev), zf32.clone()
+            try:
+                def run_legacy(with_z=True):
+                    legacy(tx0.data_ptr(), tref.data_ptr(), tpos.data_ptr(), tvis.data_ptr(), K, grad.data_ptr(),
+                           z.data_ptr() if with_z else 0, 1e-3, loss.data_ptr(), stream())
+                run_legacy(False)
+                torch.cuda.synchronize()
+                g1, l1 = grad.cpu().numpy().copy(), float(loss.item())
+                row["legacy_f32"] = timed(run_legacy, args.reps)
+                row["legacy_f32"].update(grad_rel=rel(g1, grad64), loss_rel=abs(l1 - loss64) / loss64)
+            except Exception as err:  # noqa: BLE001
+                row["legacy_f32"] = {"error": f"{type(err).__name__}: {err}"[:300]}
+        k = row.get("fixed_f32", {})
+        for tname in ("torch_autograd", "torch_autograd_prepared", "legacy_f32"):
+            tr = row.get(tname, {})
+            for metric in ("median_ms", "graph_median_ms"):
+                if metric in k and metric in tr:
+                    row[f"speedup_vs_{tname}_{'graph' if metric.startswith('graph') else 'eager'}"] = tr[metric] / k[metric]
+        if "median_ms" in k:
+            row["speedup_vs_numpy_step"] = row["numpy_step_ms"] / k["median_ms"]
         result["tracks"][str(K)] = row
-        print(f"K={K}: " + ", ".join(f"{k} {v['median_ms']:.4f}/{v.get('graph_median_ms', float('nan')):.4f} ms" for k, v in row.items()
-                                      if isinstance(v, dict) and "median_ms" in v) + f", numpy step {row['numpy_step_ms']:.1f} ms", flush=True)
+        print(f"K={K}: " + ", ".join(f"{n} {v['median_ms']:.4f}/{v.get('graph_median_ms', float('nan')):.4f} ms"
+                                      for n, v in row.items() if isinstance(v, dict) and "median_ms" in v)
+              + f", numpy step {row['numpy_step_ms']:.1f} ms", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^a-z0-9]+", "_", gpu.lower()).strip("_")
     path = out / f"gpu_guidance_{slug}.json"
     path.write_text(json.dumps(result, indent=1))  # kept if the UNet part runs out of time
-    result["unet_step"] = unet_step_times(args.reps)
+    result["unet_step"] = unet_step_times(args.reps, tuple(c for c in args.unet.split(",") if c))
     shares = {}
     for key, u in result["unet_step"].items():
         if isinstance(u, dict) and "median_ms" in u:
@@ -240,6 +315,14 @@ def main() -> None:
     result["kernel_share_of_unet_step"] = shares
     path.write_text(json.dumps(result, indent=1))
     print(json.dumps({"unet_step": result["unet_step"], "share": shares}, indent=1))
+    table = ["| K | kernel eager / graph ms | torch eager / graph ms | torch prepared eager / graph ms | legacy eager / graph ms | x torch (eager, graph) | share of UNet fp32 |"]
+    f2 = lambda r: f"{r.get('median_ms', float('nan')):.4f} / {r.get('graph_median_ms', float('nan')):.4f}"  # noqa: E731
+    for K, row in result["tracks"].items():
+        table.append(f"| {K} | {f2(row.get('fixed_f32', {}))} | {f2(row.get('torch_autograd', {}))} | "
+                     f"{f2(row.get('torch_autograd_prepared', {}))} | {f2(row.get('legacy_f32', {}))} | "
+                     f"{row.get('speedup_vs_torch_autograd_eager', float('nan')):.1f}, {row.get('speedup_vs_torch_autograd_graph', float('nan')):.1f} | "
+                     f"{shares.get(f'default_float32_K{K}_median_ms', float('nan')):.4f} |")
+    print("\n".join(table))
     print(f"wrote {path}")
 
 

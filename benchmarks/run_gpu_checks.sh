@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device call for the CUDA guidance path: GPU pytest, CMake build + ctest (sm_90 only, for
-# time), benchmark. Logs and the benchmark JSON go to $OUT (default /tmp/tgvc-gpu-out).
+# time), benchmark (+ the previous kernel from .bench/guidance_prev.cu when carried). Logs and the
+# benchmark JSON go to $OUT (default /tmp/tgvc-gpu-out).
 #   bash benchmarks/run_gpu_checks.sh
 set -u
 cd "$(dirname "$0")/.."
@@ -31,4 +32,6 @@ echo "== cmake + ctest"
 echo "ctest rc=$?"; grep -E "tgvc:|tests passed|gpu vs cpu|Failed|Skipped|Error" "$OUT/ctest.log" | head -20
 fi
 echo "== benchmark"
-timeout 200 $PY benchmarks/gpu_guidance.py --out "$OUT" 2>&1 | tee "$OUT/bench.log" | tail -60
+# the previous kernel source, if carried (.bench/ is git-ignored locally), is timed alongside
+LEGACY=${TGVC_LEGACY_CU:-.bench/guidance_prev.cu}
+timeout 200 $PY benchmarks/gpu_guidance.py --out "$OUT" --legacy "$LEGACY" --unet default 2>&1 | tee "$OUT/bench.log" | tail -40

@@ -1,7 +1,9 @@
 """CUDA guidance kernel (runtime/tgvc_rt/kernels/guidance.cu) against the NumPy reference.
 
 GPU tests skip without a GPU and cuda-python; the compile test still builds the kernel with nvcc
-(or NVRTC) so a syntax error fails on a CPU-only machine. Most cases use *dyadic* data (latents
+(or NVRTC) so a syntax error fails on a CPU-only machine, and the emulation tests run the kernels
+themselves on the CPU (g++ with kernels/cuda_emu.h: one thread per CUDA thread, real barriers and
+atomics), so the indexing, the fixed-point accumulation and the last-block loss are checked here too. Most cases use *dyadic* data (latents
 multiples of 1/8, positions multiples of 1/16): every tap difference is then exact in fp32 and
 fp64, so sign(d) - ties at 0 included - is identical and the gradient must match to rounding.
 """
@@ -9,11 +11,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tgvc_rt.errors import OptionError
 from tgvc_rt.kernels import launcher, nvrtc_cache
 
 CU = Path(launcher.__file__).with_name("guidance.cu")
@@ -138,6 +142,12 @@ def test_launcher_helpers_without_cuda():
     for F in range(1, 40):
         assert launcher.num_pairs(F) == int(np.count_nonzero(oracle_weights(F)))
     assert launcher.smem_bytes(40, 64) < 48 * 1024
+    lay = launcher.workspace_layout(16, 32, 100, 512)
+    assert lay["trk"] % 4 == 0 and lay["rp"] == 4 + 4 * 16 * 100 and lay["total"] == lay["partials"] + 512
+    with pytest.raises(OptionError):
+        launcher.check_track_data(np.zeros((3, 4, 2), np.float32), np.full((3, 4), 1.5, np.float32))
+    with pytest.raises(OptionError):
+        launcher.check_track_data(np.full((1, 4, 2), np.nan, np.float32), np.ones((1, 4), np.float32))
 
 
 def _nvcc() -> str | None:
@@ -170,6 +180,87 @@ def test_nvrtc_compile_when_available(tmp_path):
     assert k.is_ptx and b"tgvc_guidance_f32" in k.image and k.path.is_file()
     again = nvrtc_cache.cached_compile("compute_75", directory=tmp_path)
     assert again.image == k.image
+
+
+# ---- the kernels on the CPU (emulated CUDA) --------------------------------------------------
+@pytest.fixture(scope="module")
+def emu_exe(tmp_path_factory):
+    gxx = shutil.which("g++")
+    if not gxx:
+        pytest.skip("g++ not available")
+    exe = tmp_path_factory.mktemp("emu") / "guidance_emu"
+    src = CU.with_name("emu_main.cpp")  # 64-thread blocks: same code, fewer OS threads
+    r = subprocess.run([gxx, "-std=c++20", "-O1", "-pthread", "-DTGVC_EMU", "-DTGVC_BLOCK=64", str(src), "-o", str(exe)],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode and "barrier" in r.stderr:
+        pytest.skip("this g++ has no C++20 <barrier>")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return exe
+
+
+def emulate(exe, x0, ref, pos, vis, z=None, step=0.0, tile=(0, 0), want=(1, 1, 1)):
+    """(loss, grad, z) from the emulated kernels; tile (0, 0): the C++ host launcher's tiles."""
+    F, C, h, w = x0.shape
+    K = pos.shape[0]
+    z = np.zeros_like(x0) if z is None else z
+    head = np.array([int(x0.dtype == np.float16), F, C, h, w, K, *tile, *want], np.int32)
+    with tempfile.TemporaryDirectory() as d:
+        src, out = Path(d) / "in.bin", Path(d) / "out.bin"
+        src.write_bytes(b"".join([head.tobytes(), np.float32(step).tobytes()] +
+                                 [np.ascontiguousarray(a).tobytes() for a in (x0, ref.astype(x0.dtype), pos.astype(np.float32),
+                                                                              vis.astype(np.float32), z.astype(x0.dtype))]))
+        r = subprocess.run([str(exe), str(src), str(out)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+        raw = out.read_bytes()
+    n = x0.size
+    grad = np.frombuffer(raw[4:4 + 4 * n], np.float32).reshape(x0.shape)
+    return float(np.frombuffer(raw[:4], np.float32)[0]), grad, np.frombuffer(raw[4 + 4 * n:], x0.dtype).reshape(x0.shape)
+
+
+EMU_CASES = [dict(seed=11, F=5, C=3, h=7, w=9, K=9), dict(seed=13, F=16, C=2, h=13, w=70, K=70, margin=6.0),
+             dict(seed=14, F=3, K=7, C=2)]
+
+
+@pytest.mark.parametrize("kw", EMU_CASES)
+def test_emulated_kernel_matches_reference(emu_exe, kw):
+    x0, ref, pos, vis = case(**kw)
+    lr, gr = reference(x0, ref, pos, vis)
+    loss, grad, _ = emulate(emu_exe, x0, ref, pos, vis)
+    assert abs(loss - lr) <= 1e-5 * abs(lr) + 1e-12
+    assert rel(grad, gr) <= 1e-5
+    assert not grad[0].any() and not grad[-1].any()
+
+
+def test_emulated_kernel_tiles_edges_fp16_update(emu_exe):
+    x0, ref, pos, vis = case(50, F=5, C=2, h=13, w=18, K=40)
+    far = pos.copy()
+    far[::3] += 1e6  # far outside: reads zeros, loss only
+    far[1::5] -= 3e7
+    lr, gr = reference(x0, ref, far, vis)
+    loss, grad, _ = emulate(emu_exe, x0, ref, far, vis, tile=(6, 8))  # 3 x 3 tiles, tracks across borders
+    assert abs(loss - lr) <= 1e-5 * abs(lr) and rel(grad, gr) <= 1e-5
+    for p, v in ((pos[:0], vis[:0]), (pos, vis * 0)):  # K = 0, nothing visible
+        loss, grad, _ = emulate(emu_exe, x0, ref, p, v)
+        assert loss == 0.0 and not grad.any()
+    lr, gr = reference(x0, ref, pos, vis)  # dyadic data is exact in fp16 too
+    loss, grad, _ = emulate(emu_exe, x0.astype(np.float16), ref.astype(np.float16), pos, vis)
+    assert abs(loss - lr) <= 1e-5 * abs(lr) and rel(grad, gr) <= 1e-5
+    z = np.random.default_rng(1).standard_normal(x0.shape).astype(np.float32)
+    step = launcher.guidance_step_size(30.0, 0.3)
+    for dtype, tol in ((np.float32, 1e-6), (np.float16, 2e-3)):
+        loss, grad, zo = emulate(emu_exe, x0.astype(dtype), ref.astype(dtype), pos, vis, z=z.astype(dtype), step=step,
+                                 want=(0, 1, 0))
+        assert np.isnan(loss) and np.isnan(grad).all()  # not asked for: untouched
+        assert rel(zo.astype(np.float64), z.astype(dtype).astype(np.float64) - step * gr) <= tol
+
+
+def test_emulated_kernel_generic_floats_deterministic(emu_exe):
+    x0, ref, pos, vis = case(30, F=6, C=3, h=10, w=14, K=30, dyadic=False)
+    lr, gr = reference(x0, ref, pos, vis)
+    loss, grad, _ = emulate(emu_exe, x0, ref, pos, vis)
+    assert abs(loss - lr) <= 1e-5 * abs(lr) and rel(grad, gr) <= 1e-3
+    loss2, grad2, _ = emulate(emu_exe, x0, ref, pos, vis)
+    assert loss2 == loss and np.array_equal(grad, grad2)
 
 
 # ---- GPU tests -------------------------------------------------------------------------------
@@ -241,18 +332,34 @@ def test_kernel_edge_cases(cg):
 
 
 @pytest.mark.gpu
-def test_kernel_small_tiles_and_variants(cg):
+def test_kernel_small_tiles_prepared_plan_and_options(cg):
     x0, ref, pos, vis = case(50, h=21, w=30, K=50)
     lr, gr = reference(x0, ref, pos, vis)
-    small = launcher.CudaGuidance(options=launcher.GuidanceOptions(tile_h=8, tile_w=8))
+    for opts in (launcher.GuidanceOptions(tile_h=8, tile_w=8), launcher.GuidanceOptions(block=128, min_blocks=2)):
+        other = launcher.CudaGuidance(options=opts)
+        try:
+            loss, grad = other.loss_and_grad(x0, ref, pos, vis)
+            assert abs(loss - lr) <= 1e-5 * abs(lr) and rel(grad, gr) <= 1e-5, opts
+        finally:
+            other.close()
+    # one prepare, several steps (the decoding loop): same bits every step, loss slot reused
+    bufs = [cg.to_device(a) for a in (x0, ref, pos, vis)]
+    gptr = cg.api.alloc(4 * x0.size)
+    plan = cg.prepare(bufs[1], bufs[2], bufs[3], x0.shape, pos.shape[0])
     try:
-        loss, grad = small.loss_and_grad(x0, ref, pos, vis)
-        assert abs(loss - lr) <= 1e-5 * abs(lr) and rel(grad, gr) <= 1e-5
+        outs = []
+        for _ in range(3):
+            cg.step(plan, bufs[0], grad=gptr)
+            g, l = np.empty(x0.shape, np.float32), np.empty(1, np.float32)
+            cg.api.d2h(g, gptr)
+            cg.api.d2h(l, cg.loss_ptr)
+            outs.append((float(l[0]), g))
+        assert all(o[0] == outs[0][0] and np.array_equal(o[1], outs[0][1]) for o in outs)
+        assert abs(outs[0][0] - lr) <= 1e-5 * abs(lr) and rel(outs[0][1], gr) <= 1e-5
     finally:
-        small.close()
-    for variant in ("float_smem", "scatter"):
-        loss, grad = cg.loss_and_grad(x0, ref, pos, vis, variant=variant)
-        assert abs(loss - lr) <= 1e-5 * abs(lr) and rel(grad, gr) <= 1e-5, variant
+        cg.free_plan(plan)
+        for p in bufs + [gptr]:
+            cg.api.free(p)
 
 
 @pytest.mark.gpu

@@ -2,6 +2,7 @@
 // without a usable GPU.
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -26,7 +27,7 @@ int main() {
     std::vector<float> want(x0.size()), got(x0.size());
     const double loss_ref = tgvc::guidance_loss_grad_cpu(x0.data(), ref.data(), pos.data(), vis.data(), s, want.data());
     float *dx, *dr, *dp, *dv, *dg, *dl, *dw;
-    const size_t ws = tgvc_guidance_workspace_floats(s.F, s.C, s.h, s.w);
+    const size_t ws = tgvc_guidance_workspace_floats(s.F, s.C, s.h, s.w, s.K);
     CK(cudaMalloc(&dx, x0.size() * 4)); CK(cudaMalloc(&dr, ref.size() * 4)); CK(cudaMalloc(&dp, pos.size() * 4));
     CK(cudaMalloc(&dv, vis.size() * 4)); CK(cudaMalloc(&dg, x0.size() * 4)); CK(cudaMalloc(&dl, 4)); CK(cudaMalloc(&dw, ws * 4));
     CK(cudaMemcpy(dx, x0.data(), x0.size() * 4, cudaMemcpyHostToDevice));
@@ -38,9 +39,18 @@ int main() {
     float loss = 0.f;
     CK(cudaMemcpy(got.data(), dg, got.size() * 4, cudaMemcpyDeviceToHost));
     CK(cudaMemcpy(&loss, dl, 4, cudaMemcpyDeviceToHost));
+    // a second step on the prepared workspace must give the same bits (determinism, counter reset)
+    std::vector<float> again(x0.size());
+    float loss2 = 0.f;
+    CK(tgvc_cuda_guidance_step(0, dx, s.F, s.C, s.h, s.w, s.K, dg, nullptr, 0.f, dl, dw, 0));
+    CK(cudaDeviceSynchronize());
+    CK(cudaMemcpy(again.data(), dg, again.size() * 4, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(&loss2, dl, 4, cudaMemcpyDeviceToHost));
+    const bool same = loss2 == loss && std::memcmp(again.data(), got.data(), got.size() * 4) == 0;
     double num = 0, den = 0;
     for (size_t i = 0; i < got.size(); ++i) { num += (got[i] - want[i]) * (double)(got[i] - want[i]); den += (double)want[i] * want[i]; }
     const double rel = std::sqrt(num / den), lrel = std::fabs(loss - loss_ref) / loss_ref;
-    std::printf("gpu vs cpu: grad rel %.3g, loss %.9g vs %.9g (rel %.3g)\n", rel, loss, loss_ref, lrel);
-    return (rel <= 1e-5 && lrel <= 1e-5) ? 0 : 1;
+    std::printf("gpu vs cpu: grad rel %.3g, loss %.9g vs %.9g (rel %.3g), repeat identical %d\n", rel, loss,
+                loss_ref, lrel, (int)same);
+    return (rel <= 1e-5 && lrel <= 1e-5 && same) ? 0 : 1;
 }

@@ -6,10 +6,11 @@ TensorRT's ``set_tensor_address`` too, and an ``OrtValue`` on CUDA gives its own
 (``ort_value_ptr``). Per sampler step, ``GuidedStepper.step`` enqueues on the model's stream:
 
     x0 = (z - sqrt(1 - abar_t) eps) / sqrt(abar_t)          (tgvc_axpby)
-    z -= s N (1 - abar_t) / sqrt(abar_t) * dL/dx0           (tgvc_guidance, fused; N = K Npairs)
+    z -= s N (1 - abar_t) / sqrt(abar_t) * dL/dx0           (tgvc_guidance_step, fused; N = K Npairs)
     z  = DDIM(z, eps; abar_t -> abar_prev)                   (tgvc_axpby)
 
-with no host synchronisation. Importing this module needs no CUDA.
+with no host synchronisation; the window's constants (track records, reference taps) are prepared
+once, when the stepper is made (tgvc_guidance_prepare). Importing this module needs no CUDA.
 """
 from __future__ import annotations
 
@@ -91,11 +92,15 @@ class GuidedStepper:
         self.k, self.shape, self.dtype, self.stream = kernels, tuple(int(s) for s in shape), dtype, int(stream)
         np_dtype = np.float32 if dtype == "float32" else np.float16
         api = kernels.api
+        pos, vis = np.asarray(pos, np.float32), np.asarray(vis, np.float32)
+        launcher.check_track_data(pos, vis)
         self.ref = DeviceBuffer.from_host(api, np.asarray(ref).astype(np_dtype))
-        self.K = int(np.asarray(pos).shape[0])
-        self.pos = DeviceBuffer.from_host(api, np.asarray(pos, np.float32).reshape(-1) if self.K else np.zeros(2, np.float32))
-        self.vis = DeviceBuffer.from_host(api, np.asarray(vis, np.float32).reshape(-1) if self.K else np.zeros(1, np.float32))
+        self.K = int(pos.shape[0])
+        self.pos = DeviceBuffer.from_host(api, pos.reshape(-1) if self.K else np.zeros(2, np.float32))
+        self.vis = DeviceBuffer.from_host(api, vis.reshape(-1) if self.K else np.zeros(1, np.float32))
         self.x0 = DeviceBuffer.empty(api, self.shape, np_dtype)
+        self.plan = kernels.prepare(self.ref.ptr, self.pos.ptr, self.vis.ptr, self.shape, self.K, dtype=dtype,
+                                    stream=self.stream)
 
     def step(self, z: int, eps: int, abar_t: float, abar_prev: float, scale: float, guide: bool = True) -> None:
         """Enqueue x0 prediction, the guidance update of ``z`` (in place) and the DDIM step to abar_prev."""
@@ -103,12 +108,13 @@ class GuidedStepper:
         a, b = launcher.x0_coefficients(abar_t)
         self.k.axpby(z, eps, self.x0.ptr, n, a, b, dtype=self.dtype, stream=self.stream)
         if guide and self.K and scale:
-            self.k.guidance(self.x0.ptr, self.ref.ptr, self.pos.ptr, self.vis.ptr, self.shape, self.K,
-                            dtype=self.dtype, z=z, step=launcher.guidance_step_size(scale, abar_t, self.K * launcher.num_pairs(self.shape[0])),
-                            stream=self.stream)
+            pairs = self.K * launcher.num_pairs(self.shape[0])
+            self.k.step(self.plan, self.x0.ptr, z=z, step=launcher.guidance_step_size(scale, abar_t, pairs),
+                        loss=0, stream=self.stream)  # no loss: the decoding loop never reads it
         a, b = launcher.ddim_coefficients(abar_t, abar_prev)
         self.k.axpby(z, eps, z, n, a, b, dtype=self.dtype, stream=self.stream)
 
     def close(self) -> None:
+        self.k.free_plan(self.plan)
         for buf in (self.ref, self.pos, self.vis, self.x0):
             buf.free()

@@ -2,10 +2,14 @@
 
 ``CudaGuidance`` has two faces:
 
-* device pointers (the decoding loop): ``guidance(...)``, ``axpby(...)``, ``convert(...)`` take raw
-  device addresses (ints) and a raw ``CUstream`` handle, enqueue work and return at once; nothing
-  is copied to the host and nothing synchronises. Pointers come from our own ``alloc`` or from the
-  model backend (ORT ``OrtValue.data_ptr()``, TensorRT bindings, ``torch.Tensor.data_ptr()``).
+* device pointers (the decoding loop): ``prepare(...)`` once per window (positions, visibility and
+  reference latents are constants of a window) returns a ``DevicePlan``; ``step(plan, x0, ...)``
+  at every sampler step enqueues loss, gradient and the in-place latent update in one launch.
+  ``guidance(...)`` does both (two launches). ``axpby(...)`` and ``convert(...)`` are the DDIM and
+  dtype helpers. All take raw device addresses (ints) and a raw ``CUstream`` handle, enqueue work
+  and return at once; nothing is copied to the host and nothing synchronises. Pointers come from
+  our own ``alloc`` or from the model backend (ORT ``OrtValue.data_ptr()``, TensorRT bindings,
+  ``torch.Tensor.data_ptr()``).
 * host arrays (tests): ``loss_and_grad(x0, ref, pos, vis)`` has the call shape of
   ``tgvc_rt.diffusion.guidance.guidance_loss_and_grad`` and returns ``(loss, grad)`` as NumPy.
 
@@ -22,19 +26,32 @@ import numpy as np
 from tgvc_rt.kernels import cuda_api, nvrtc_cache
 from tgvc_rt.errors import OptionError
 
-BLOCK = 256
 HALO = 5
+MAX_TRACKS = 65536  # the kernel's fixed-point sums are exact up to this many tracks (TGVC_MAX_TRACKS)
 DTYPES = {"float32": 0, "float16": 1}
-VARIANTS = ("fixed", "float_smem", "scatter")  # default: fixed (deterministic)
 
 
 @dataclass(frozen=True)
 class GuidanceOptions:
     tile_h: int = 40  # most latent rows one block owns (tiles are balanced over the plane); 40x64
-    # (a whole 512x320 latent plane per block) measured 1.5x faster than 20x64 on an H100
+    # is a whole 512x320 latent plane per block (44 KB of shared memory)
     tile_w: int = 64  # most latent columns one block owns
-    variant: str = "fixed"  # fixed: int64 shared accumulators (bit-reproducible); others: benchmark
-    defines: tuple[str, ...] = ()  # extra NVRTC options, e.g. ("-DTGVC_MIN_BLOCKS=2",)
+    block: int = 256  # threads per block (compiled in as TGVC_BLOCK)
+    min_blocks: int = 4  # step blocks per SM asked of the register allocator (TGVC_MIN_BLOCKS):
+    # 4 x 256 threads keeps all 448 active blocks of a 16-frame, 32-channel window resident at once
+    defines: tuple[str, ...] = ()  # extra NVRTC options
+
+
+@dataclass
+class DevicePlan:
+    """One window's prepared device data (``prepare``): track records, reference taps, loss slots."""
+
+    ptr: int  # workspace base (float32 units, layout of workspace_layout)
+    floats: int
+    shape: tuple[int, int, int, int]  # (F, C, h, w)
+    K: int
+    dtype: str
+    owned: bool = True
 
 
 def balanced_tile(h: int, w: int, max_h: int = 40, max_w: int = 64) -> tuple[int, int]:
@@ -43,9 +60,17 @@ def balanced_tile(h: int, w: int, max_h: int = 40, max_w: int = 64) -> tuple[int
     return -(-h // ny), -(-w // nx)
 
 
-def smem_bytes(tile_h: int, tile_w: int, acc_bytes: int = 8) -> int:
-    acc = (tile_h * tile_w * acc_bytes + 15) & ~15
-    return acc + (tile_h + 2 * HALO) * (tile_w + 2 * HALO) * 4
+def smem_bytes(tile_h: int, tile_w: int) -> int:
+    """Dynamic shared memory of a step block (mirrors tgvc_guidance_smem_bytes)."""
+    return 3 * (tile_h + 2 * HALO) * (tile_w + 2 * HALO) * 4
+
+
+def workspace_layout(F: int, C: int, K: int, nblocks: int) -> dict[str, int]:
+    """Float offsets in a plan's workspace (mirrors guidance_host.inc): counter, track records
+    (4 F K), reference taps (50 C K), one loss partial per step block; ``total`` floats."""
+    trk, rp = 4, 4 + 4 * F * K
+    partials = rp + 50 * C * K
+    return {"counter": 0, "trk": trk, "rp": rp, "partials": partials, "total": partials + nblocks}
 
 
 def num_pairs(F: int) -> int:
@@ -71,27 +96,38 @@ def x0_coefficients(abar_t: float) -> tuple[float, float]:
     return 1.0 / st, -math.sqrt(1.0 - abar_t) / st
 
 
+def check_track_data(pos: np.ndarray, vis: np.ndarray) -> None:
+    """Host-side contract checks: at most MAX_TRACKS tracks, finite positions, vis in [0, 1]."""
+    if pos.shape[0] > MAX_TRACKS:
+        raise OptionError(f"the CUDA guidance kernel takes at most {MAX_TRACKS} tracks, got {pos.shape[0]}")
+    if pos.size and not np.isfinite(pos).all():
+        raise OptionError("track positions must be finite")
+    if vis.size and (vis.min() < 0 or vis.max() > 1 or not np.isfinite(vis).all()):
+        raise OptionError("visibilities must lie in [0, 1]")
+
+
 def _p(v) -> ctypes.c_void_p:
     return ctypes.c_void_p(int(v) if v else None)
 
 
 class CudaGuidance:
-    """Compiled guidance kernels on one device; cheap to call, holds a small workspace."""
+    """Compiled guidance kernels on one device; cheap to call."""
 
     def __init__(self, device: int = 0, options: GuidanceOptions = GuidanceOptions(),
                  api=None, prefer: str = "cuda-python"):
-        if options.variant not in VARIANTS:
-            raise OptionError(f"guidance kernel variant must be one of {VARIANTS}, got {options.variant!r}")
+        if options.block % 32 or not 32 <= options.block <= 1024 or options.min_blocks < 1:
+            raise OptionError(f"block must be a multiple of 32 in [32, 1024] and min_blocks >= 1, got {options}")
         self.options = options
         self.api = api or cuda_api.open_api(device, prefer)
         cc = self.api.compute_capability()
         arch, _ = nvrtc_cache.pick_target(cc)
-        self.kernel = nvrtc_cache.cached_compile(arch, options.defines)
+        defines = (f"-DTGVC_BLOCK={options.block}", f"-DTGVC_MIN_BLOCKS={options.min_blocks}", *options.defines)
+        self.kernel = nvrtc_cache.cached_compile(arch, defines)
         image = self.kernel.image if not self.kernel.is_ptx else self.kernel.image.rstrip(b"\0 ") + b"\0"
         self.module = self.api.load(image)
         self._fn: dict[str, object] = {}
         self._smem_set: dict[str, int] = {}
-        self._ws_ptr, self._ws_floats = 0, 0
+        self._plan: DevicePlan | None = None  # reused by guidance()
         self._loss_ptr = self.api.alloc(4)
 
     # -- device-pointer API -------------------------------------------------------------
@@ -100,78 +136,75 @@ class CudaGuidance:
             self._fn[name] = self.api.function(self.module, name)
         return self._fn[name]
 
-    def workspace(self, floats: int) -> int:
-        """A device buffer of at least ``floats`` floats, grown on demand (never per step)."""
-        if floats > self._ws_floats:
-            if self._ws_ptr:
-                self.api.free(self._ws_ptr)
-            self._ws_floats = max(floats, 1024)
-            self._ws_ptr = self.api.alloc(4 * self._ws_floats)
-        return self._ws_ptr
-
     @property
     def loss_ptr(self) -> int:
-        """Device float the last ``guidance(..., loss_ptr=None)`` call wrote the loss to."""
+        """Device float the last ``step(..., loss=None)`` call wrote the loss to."""
         return self._loss_ptr
 
-    def guidance(self, x0: int, ref: int, pos: int, vis: int, shape: tuple[int, int, int, int], K: int, *,
-                 dtype: str = "float32", grad: int = 0, z: int = 0, step: float = 0.0,
-                 loss: int | None = None, stream: int = 0, variant: str | None = None) -> None:
-        """Enqueue L, dL/dx0 (docs/guidance.md) on ``stream``.
+    def tiling(self, h: int, w: int) -> tuple[int, int, int]:
+        """(tile_h, tile_w, tiles per plane) of the step kernel for an h x w latent."""
+        th, tw = balanced_tile(h, w, self.options.tile_h, self.options.tile_w)
+        return th, tw, -(-h // th) * -(-w // tw)
 
-        ``shape`` is (F, C, h, w) of x0 (``ref`` is [2, C, h, w], same dtype; ``pos`` float32 [K, F, 2]
-        latent (u, v); ``vis`` float32 [K, F]). Writes the fp32 gradient to ``grad`` if non-zero, applies
-        ``z -= step * grad`` to the latent ``z`` (dtype of x0) if non-zero, and the normalised loss to
-        ``loss`` (default: ``self.loss_ptr``). Returns without synchronising.
-        """
+    def prepare(self, ref: int, pos: int, vis: int, shape: tuple[int, int, int, int], K: int, *,
+                dtype: str = "float32", stream: int = 0, plan: DevicePlan | None = None) -> DevicePlan:
+        """Enqueue the per-window preparation: track records and reference taps (``ref`` [2, C, h, w]
+        of ``dtype``, ``pos`` float32 [K, F, 2] latent (u, v), ``vis`` float32 [K, F] in [0, 1]).
+        Reuses ``plan``'s workspace when it is large enough, else allocates a new one."""
         F, C, h, w = (int(s) for s in shape)
-        variant = variant or self.options.variant
         if dtype not in DTYPES:
             raise OptionError(f"latent dtype must be float32 or float16, got {dtype}")
+        if not 0 <= K <= MAX_TRACKS:
+            raise OptionError(f"the CUDA guidance kernel takes 0..{MAX_TRACKS} tracks, got {K}")
+        need = workspace_layout(F, C, K, F * C * self.tiling(h, w)[2])["total"]
+        if plan is None or not plan.owned or plan.floats < need:
+            if plan is not None:
+                self.free_plan(plan)
+            plan = DevicePlan(self.api.alloc(4 * need), need, (F, C, h, w), K, dtype)
+        plan.shape, plan.K, plan.dtype = (F, C, h, w), K, dtype
+        lay = workspace_layout(F, C, K, 0)
+        n = max(F * K, 2 * C * K, 1)
+        i = ctypes.c_int
+        name = "tgvc_guidance_prepare_" + ("f32" if dtype == "float32" else "f16")
+        self.api.launch(self.fn(name), (-(-n // self.options.block), 1, 1), (self.options.block, 1, 1), 0, stream,
+                        [_p(ref), _p(pos), _p(vis), i(F), i(C), i(h), i(w), i(K),
+                         _p(plan.ptr + 4 * lay["trk"]), _p(plan.ptr + 4 * lay["rp"]), _p(plan.ptr)])
+        return plan
+
+    def step(self, plan: DevicePlan, x0: int, *, grad: int = 0, z: int = 0, step: float = 0.0,
+             loss: int | None = None, stream: int = 0) -> None:
+        """Enqueue one guidance step on ``stream`` (one launch): the fp32 gradient into ``grad`` if
+        non-zero, ``z -= step * grad`` on the latent ``z`` (dtype of the plan) if non-zero, the
+        normalised loss into ``loss`` (default ``self.loss_ptr``; 0: no loss). ``x0`` has the plan's
+        shape and dtype. Returns without synchronising."""
+        F, C, h, w = plan.shape
+        K = plan.K
+        th, tw, tiles = self.tiling(h, w)
         loss = self._loss_ptr if loss is None else loss
-        if variant == "scatter":
-            return self._scatter(x0, ref, pos, vis, (F, C, h, w), K, grad, z, step, loss, stream, dtype)
-        th, tw = balanced_tile(h, w, self.options.tile_h, self.options.tile_w)
-        grid = (-(-h // th) * -(-w // tw), C, F)
-        name = {"fixed": "tgvc_guidance_", "float_smem": "tgvc_guidance_fsmem_"}[variant]
-        if variant == "float_smem" and dtype != "float32":
-            raise OptionError("the float_smem variant is float32 only")
-        name += "f32" if dtype == "float32" else "f16"
-        smem = smem_bytes(th, tw, 8 if variant == "fixed" else 4)
+        name = "tgvc_guidance_step_" + ("f32" if plan.dtype == "float32" else "f16")
+        smem = smem_bytes(th, tw)
         fn = self.fn(name)
         if smem > 48 * 1024 and self._smem_set.get(name, 0) < smem:
             self.api.set_max_dynamic_smem(fn, smem)
             self._smem_set[name] = smem
-        nblocks = grid[0] * grid[1] * grid[2]
-        ws = self.workspace(nblocks)
+        lay = workspace_layout(F, C, K, 0)
         i, f = ctypes.c_int, ctypes.c_float
-        self.api.launch(fn, grid, (BLOCK, 1, 1), smem, stream,
-                        [_p(x0), _p(ref), _p(pos), _p(vis), i(F), i(C), i(h), i(w), i(K), i(th), i(tw),
-                         _p(grad), _p(z), f(step), _p(ws)])
-        self._finalize(ws, nblocks, F, C, K, loss, stream)
+        self.api.launch(fn, (tiles, C, F), (self.options.block, 1, 1), smem, stream,
+                        [_p(x0), _p(plan.ptr + 4 * lay["trk"]), _p(plan.ptr + 4 * lay["rp"]), i(F), i(C), i(h), i(w),
+                         i(K), i(th), i(tw), _p(grad), _p(z), f(step), _p(plan.ptr + 4 * lay["partials"]),
+                         _p(plan.ptr), _p(loss)])
 
-    def _finalize(self, ws: int, n: int, F: int, C: int, K: int, loss: int, stream: int) -> None:
-        if not loss:
-            return
-        i = ctypes.c_int
-        self.api.launch(self.fn("tgvc_guidance_finalize"), (1, 1, 1), (BLOCK, 1, 1), 0, stream,
-                        [_p(ws), i(n), i(F), i(C), i(K), _p(loss)])
+    def guidance(self, x0: int, ref: int, pos: int, vis: int, shape: tuple[int, int, int, int], K: int, *,
+                 dtype: str = "float32", grad: int = 0, z: int = 0, step: float = 0.0,
+                 loss: int | None = None, stream: int = 0) -> None:
+        """``prepare`` (into a reused internal plan) + ``step``: for callers whose ref/pos/vis change."""
+        self._plan = self.prepare(ref, pos, vis, shape, K, dtype=dtype, stream=stream, plan=self._plan)
+        self.step(self._plan, x0, grad=grad, z=z, step=step, loss=loss, stream=stream)
 
-    def _scatter(self, x0, ref, pos, vis, shape, K, grad, z, step, loss, stream, dtype) -> None:
-        """Global-atomics baseline (float32, not bit-reproducible); kept for the benchmark."""
-        F, C, h, w = shape
-        if dtype != "float32" or not grad:
-            raise OptionError("the scatter variant is float32 only and needs a grad buffer")
-        self.api.memset32(grad, F * C * h * w, stream)
-        n = K * F * C
-        nblocks = max(-(-n // BLOCK), 1)
-        ws = self.workspace(nblocks)
-        i = ctypes.c_int
-        self.api.launch(self.fn("tgvc_guidance_scatter_f32"), (nblocks, 1, 1), (BLOCK, 1, 1), 0, stream,
-                        [_p(x0), _p(ref), _p(pos), _p(vis), i(F), i(C), i(h), i(w), i(K), _p(grad), _p(ws)])
-        self._finalize(ws, nblocks, F, C, K, loss, stream)
-        if z:
-            self.axpby(z, grad, z, F * C * h * w, 1.0, -step, stream=stream)
+    def free_plan(self, plan: DevicePlan) -> None:
+        if plan.owned and plan.ptr:
+            self.api.free(plan.ptr)
+        plan.ptr = 0
 
     def axpby(self, x: int, y: int, out: int, n: int, a: float, b: float, *, dtype: str = "float32",
               stream: int = 0) -> None:
@@ -179,8 +212,9 @@ class CudaGuidance:
         if n <= 0:
             return
         name = "tgvc_axpby_f32" if dtype == "float32" else "tgvc_axpby_f16"
-        blocks = min(-(-n // BLOCK), 65535)
-        self.api.launch(self.fn(name), (blocks, 1, 1), (BLOCK, 1, 1), 0, stream,
+        bs = self.options.block
+        blocks = min(-(-n // bs), 65535)
+        self.api.launch(self.fn(name), (blocks, 1, 1), (bs, 1, 1), 0, stream,
                         [_p(x), _p(y), _p(out), ctypes.c_longlong(n), ctypes.c_float(a), ctypes.c_float(b)])
 
     def convert(self, src: int, dst: int, n: int, *, to_half: bool, stream: int = 0) -> None:
@@ -188,8 +222,9 @@ class CudaGuidance:
         if n <= 0:
             return
         name = "tgvc_f32_to_f16" if to_half else "tgvc_f16_to_f32"
-        blocks = min(-(-n // BLOCK), 65535)
-        self.api.launch(self.fn(name), (blocks, 1, 1), (BLOCK, 1, 1), 0, stream,
+        bs = self.options.block
+        blocks = min(-(-n // bs), 65535)
+        self.api.launch(self.fn(name), (blocks, 1, 1), (bs, 1, 1), 0, stream,
                         [_p(src), _p(dst), ctypes.c_longlong(n)])
 
     # -- host-array convenience path (tests) --------------------------------------------
@@ -199,8 +234,8 @@ class CudaGuidance:
         self.api.h2d(ptr, a)
         return ptr
 
-    def loss_and_grad(self, x0: np.ndarray, ref: np.ndarray, pos: np.ndarray, vis: np.ndarray,
-                      variant: str | None = None) -> tuple[float, np.ndarray]:
+    def loss_and_grad(self, x0: np.ndarray, ref: np.ndarray, pos: np.ndarray,
+                      vis: np.ndarray) -> tuple[float, np.ndarray]:
         """Same inputs and outputs as the NumPy reference; x0/ref float32 or float16 arrays."""
         x0 = np.asarray(x0)
         dtype = "float16" if x0.dtype == np.float16 else "float32"
@@ -212,11 +247,12 @@ class CudaGuidance:
         K = pos.shape[0]
         if ref.shape != (2, C, h, w) or pos.shape != (K, F, 2) or vis.shape != (K, F):
             raise OptionError("guidance inputs: x0 [F,C,h,w], ref [2,C,h,w], pos [K,F,2], vis [K,F]")
+        check_track_data(pos, vis)
         ptrs = [self.to_device(a) for a in (x0, ref, pos.reshape(-1) if K else np.zeros(2, np.float32),
                                             vis.reshape(-1) if K else np.zeros(1, np.float32))]
         grad_ptr = self.api.alloc(4 * x0.size)
         try:
-            self.guidance(*ptrs, (F, C, h, w), K, dtype=dtype, grad=grad_ptr, variant=variant)
+            self.guidance(*ptrs, (F, C, h, w), K, dtype=dtype, grad=grad_ptr)
             grad = np.empty((F, C, h, w), np.float32)
             self.api.d2h(grad, grad_ptr)
             loss = np.empty(1, np.float32)
@@ -227,7 +263,9 @@ class CudaGuidance:
         return float(loss[0]), grad
 
     def close(self) -> None:
-        for p in (self._ws_ptr, self._loss_ptr):
-            if p:
-                self.api.free(p)
-        self._ws_ptr = self._loss_ptr = 0
+        if self._plan is not None:
+            self.free_plan(self._plan)
+            self._plan = None
+        if self._loss_ptr:
+            self.api.free(self._loss_ptr)
+        self._loss_ptr = 0

@@ -9,15 +9,25 @@
 #include <cuda_runtime.h>
 
 extern "C" {
-// Dynamic shared memory of one guidance block (acc_bytes 8: fixed-point accumulators).
-size_t tgvc_guidance_smem_bytes(int tile_h, int tile_w, int acc_bytes);
+// Dynamic shared memory of one guidance step block (staged x0 + fixed-point accumulators).
+size_t tgvc_guidance_smem_bytes(int tile_h, int tile_w);
 // Balanced tile of at most 40 x 64 latent pixels.
 void tgvc_guidance_default_tile(int h, int w, int* tile_h, int* tile_w);
-// Floats of device workspace tgvc_cuda_guidance needs.
-size_t tgvc_guidance_workspace_floats(int F, int C, int h, int w);
-// L and dL/dx0 of docs/guidance.md. dtype 0: fp32 x0/ref/z, 1: fp16. grad (fp32, [F,C,h,w]),
-// z (latent updated as z -= step * grad) and loss (1 float) may each be NULL.
-// step = s * (1 - abar_t) / sqrt(abar_t). Deterministic (bit-identical across runs).
+// Floats of device workspace the calls below need for K tracks (K <= 65536).
+size_t tgvc_guidance_workspace_floats(int F, int C, int h, int w, int K);
+// Once per window: track records and reference taps into `workspace` (ref [2,C,h,w] of dtype,
+// pos [K,F,2], vis [K,F] in [0, 1]; these are constants of the window).
+int tgvc_cuda_guidance_prepare(int dtype, const void* ref, const float* pos, const float* vis,
+                               int F, int C, int h, int w, int K, float* workspace,
+                               cudaStream_t stream);
+// Every sampler step (one launch), on a prepared workspace: L and dL/dx0 of docs/guidance.md.
+// dtype 0: fp32 x0/z, 1: fp16. grad (fp32, [F,C,h,w]), z (latent updated as z -= step * grad)
+// and loss (1 float) may each be NULL. step = s * N * (1 - abar_t) / sqrt(abar_t).
+// Deterministic (bit-identical across runs).
+int tgvc_cuda_guidance_step(int dtype, const void* x0, int F, int C, int h, int w, int K,
+                            float* grad, void* z, float step, float* loss, float* workspace,
+                            cudaStream_t stream);
+// prepare + step in one call.
 int tgvc_cuda_guidance(int dtype, const void* x0, const void* ref, const float* pos,
                        const float* vis, int F, int C, int h, int w, int K, float* grad, void* z,
                        float step, float* loss, float* workspace, cudaStream_t stream);
