@@ -2,8 +2,9 @@
 
 1. Guidance (``tgvc_rt.diffusion.guidance``) at the paper's working point: K tracks x F frames on a
    C x h x w latent (default 500 x 16 on 32 x 40 x 64, i.e. 512x320 video). Reports the one-off
-   plan (sparse matrices, once per window), the per-sampler-step gradient (what the loop pays) and
-   the one-shot ``guidance_loss_and_grad`` (plan + step + loss).
+   plan and reference patches (once per window), the per-sampler-step gradient (what the decoder
+   loop pays), the step with its loss (what ``make_guidance(record=...)`` pays), the step with the
+   reference patches re-gathered from ``ref`` and the one-shot ``guidance_loss_and_grad``.
 2. ``diffuse_group`` on a 16-frame CIF (352x288) group with a model set (default: the tiny random
    test set from tests/onnx_fixtures.py; pass ``--model-set`` for a real one): seconds per stage.
 
@@ -56,12 +57,20 @@ def guidance_speed(K: int, F: int, C: int, h: int, w: int, reps: int, seed: int 
     vis = (rng.uniform(size=(K, F)) > 0.05).astype(np.float32)
     plan = plan_guidance(pos, vis, x0.shape)
     taps = reference_taps(plan, ref)
-    return {"config": {"tracks": K, "frames": F, "channels": C, "latent_h": h, "latent_w": w,
-                       "dtype": "float32", "visible_fraction": float(vis.mean())},
-            "plan": bench(lambda: plan_guidance(pos, vis, x0.shape), reps),
-            "step_gradient": bench(lambda: guidance_step(plan, x0, None, with_loss=False, ref_taps=taps), reps),
-            "step_loss_and_gradient": bench(lambda: guidance_step(plan, x0, ref), reps),
-            "one_shot_loss_and_grad": bench(lambda: guidance_loss_and_grad(x0, ref, pos, vis), reps)}
+    out = np.empty_like(x0)
+    result = {"config": {"tracks": K, "frames": F, "channels": C, "latent_h": h, "latent_w": w,
+                         "dtype": "float32", "visible_fraction": float(vis.mean())}}
+    for name, fn in [
+            ("plan", lambda: plan_guidance(pos, vis, x0.shape)),
+            ("reference_taps", lambda: reference_taps(plan, ref)),
+            ("step_gradient", lambda: guidance_step(plan, x0, None, with_loss=False, ref_taps=taps, out=out)),
+            ("step_loss_and_gradient", lambda: guidance_step(plan, x0, None, with_loss=True, ref_taps=taps, out=out)),
+            ("step_loss_and_gradient_ref_each_step", lambda: guidance_step(plan, x0, ref)),
+            ("one_shot_loss_and_grad", lambda: guidance_loss_and_grad(x0, ref, pos, vis))]:
+        load = os.getloadavg()[0]
+        result[name] = bench(fn, reps)
+        result[name]["loadavg_1min"] = [load, os.getloadavg()[0]]  # before, after
+    return result
 
 
 def decoder_stages(model_set: str | None, F: int, H: int, W: int, K: int, steps: int, reps: int,
@@ -111,6 +120,7 @@ def main(argv=None) -> int:
     ap.add_argument("--decoder-reps", type=int, default=3)
     ap.add_argument("--decoder-tracks", type=int, default=200)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--no-decoder", action="store_true", help="guidance timings only")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "guidance_speed.json"))
     args = ap.parse_args(argv)
     C, h, w = (int(v) for v in args.latent.split("x"))
@@ -118,17 +128,19 @@ def main(argv=None) -> int:
               "machine": {"platform": platform.platform(), "python": platform.python_version(),
                           "numpy": np.__version__, "cpus": os.cpu_count(),
                           "loadavg_before": list(os.getloadavg())},
-              "guidance": guidance_speed(args.tracks, args.frames, C, h, w, args.reps),
-              "decoder_cif_group": decoder_stages(args.model_set, 16, 288, 352, args.decoder_tracks, 6,
-                                                  args.decoder_reps, args.threads)}
+              "guidance": guidance_speed(args.tracks, args.frames, C, h, w, args.reps)}
+    if not args.no_decoder:
+        result["decoder_cif_group"] = decoder_stages(args.model_set, 16, 288, 352, args.decoder_tracks, 6,
+                                                     args.decoder_reps, args.threads)
     result["machine"]["loadavg_after"] = list(os.getloadavg())
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     g = result["guidance"]
     print(f"guidance {args.tracks}x{args.frames} on {args.latent}: step {g['step_gradient']['median_ms']:.1f} ms "
-          f"(min {g['step_gradient']['min_ms']:.1f}), plan {g['plan']['median_ms']:.1f} ms, one-shot "
-          f"{g['one_shot_loss_and_grad']['median_ms']:.1f} ms")
-    for k, v in result["decoder_cif_group"]["stages"].items():
+          f"(min {g['step_gradient']['min_ms']:.1f}), with loss {g['step_loss_and_gradient']['median_ms']:.1f} ms "
+          f"(min {g['step_loss_and_gradient']['min_ms']:.1f}), plan {g['plan']['median_ms']:.1f} ms, one-shot "
+          f"{g['one_shot_loss_and_grad']['median_ms']:.1f} ms; loadavg {result['machine']['loadavg_before'][0]:.1f}")
+    for k, v in result.get("decoder_cif_group", {}).get("stages", {}).items():
         print(f"  {k:14s} {v['median_ms']:8.1f} ms")
     return 0
 

@@ -154,3 +154,100 @@ def test_closure_with_reference_matches_one_shot_float32():
     assert g2.dtype == np.float32 and grad.dtype == np.float32
     np.testing.assert_array_equal(g1, grad)
     np.testing.assert_array_equal(g2, grad)
+
+
+# --- the chunked sparse implementation: its options and fallback paths give the same numbers ---
+from tgvc_rt.diffusion import guidance as _g  # noqa: E402
+
+
+def _step(x0, ref, pos, vis, dtype=np.float64, **plan_kw):
+    plan = _g.plan_guidance(pos, vis, x0.shape, dtype, **plan_kw)
+    return _g.guidance_step(plan, x0.astype(dtype), None if ref is None else ref.astype(dtype))
+
+
+def test_sign_into_is_exact_sign():
+    for dt in (np.float32, np.float64):
+        tiny = np.finfo(dt).smallest_subnormal
+        d = np.array([0.0, -0.0, tiny, -tiny, 1e-30, -3.0, 1e30, np.inf, -np.inf, np.nan, 0.5], dtype=dt)
+        s = _g._sign_into(d, np.empty_like(d))
+        np.testing.assert_array_equal(s, np.sign(d))
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1000])
+def test_chunk_size_does_not_change_results(chunk):
+    rng = np.random.default_rng(20 + chunk)
+    x0, ref, pos, vis = _case(rng, 9, 8, 3, 6, 7)
+    want = _step(x0, ref, pos, vis)
+    got = _step(x0, ref, pos, vis, tracks_per_chunk=chunk)
+    assert got[0] == want[0] and np.array_equal(got[1], want[1])
+    assert got[0] == pytest.approx(_loop_loss(x0, ref, pos, vis), rel=1e-12)
+
+
+def test_fallbacks_without_scipy_kernels_or_cv2(monkeypatch):
+    rng = np.random.default_rng(21)
+    x0, ref, pos, vis = _case(rng, 7, 6, 2, 5, 8)
+    want64, want32 = _step(x0, ref, pos, vis), _step(x0, ref, pos, vis, np.float32)
+    monkeypatch.setattr(_g, "_cv2", None)
+    a = _step(x0, ref, pos, vis)
+    assert a[0] == want64[0] and np.array_equal(a[1], want64[1])
+    monkeypatch.setattr(_g, "_csr_matvecs", None)
+    monkeypatch.setattr(_g, "_csc_matvecs", None)
+    b64, b32 = _step(x0, ref, pos, vis), _step(x0, ref, pos, vis, np.float32)
+    assert b64[0] == pytest.approx(want64[0], rel=1e-12)
+    np.testing.assert_allclose(b64[1], want64[1], rtol=1e-12, atol=1e-18)
+    assert b32[0] == pytest.approx(want32[0], rel=1e-5)
+    np.testing.assert_allclose(b32[1], want32[1], rtol=1e-5, atol=1e-9)
+
+
+def test_step_inputs_outputs_and_reference_taps():
+    rng = np.random.default_rng(22)
+    x0, ref, pos, vis = _case(rng, 8, 7, 3, 6, 9)
+    x0, ref = x0.astype(np.float32), ref.astype(np.float32)
+    plan = _g.plan_guidance(pos, vis, x0.shape)
+    want = _g.guidance_step(plan, x0, ref)
+    taps = _g.reference_taps(plan, ref)
+    assert taps.shape == (plan.tracks.size * 2 * 25, 3) and taps.dtype == np.float32
+    out = np.full(x0.shape, np.nan, np.float32)                  # stale contents are overwritten
+    got = _g.guidance_step(plan, x0, None, ref_taps=taps, out=out)
+    assert got[1] is out and got[0] == want[0] and np.array_equal(out, want[1])
+    assert _g.guidance_step(plan, x0, ref, with_loss=False)[0] == 0.0
+    # non-contiguous float64 input to a float32 plan: converted, same numbers
+    big = np.zeros((8, 3, 6, 18), np.float64)
+    big[..., ::2] = x0
+    loss, grad = _g.guidance_step(plan, big[..., ::2], ref)
+    assert loss == want[0] and np.array_equal(grad, want[1])
+    with pytest.raises(ValueError):
+        _g.guidance_step(plan, x0[:, :, :5], ref)
+
+
+def _bilinear_matrix(uv, h, w):
+    """Dense [25 taps, h * w pixels] bilinear sampling matrix of one 5x5 patch (zero padding)."""
+    M = np.zeros((25, h * w))
+    for i, (dy, dx) in enumerate((a, b) for a in range(-2, 3) for b in range(-2, 3)):
+        u, v = uv[0] + dx, uv[1] + dy
+        fu, fv = int(np.floor(u)), int(np.floor(v))
+        ax, ay = u - fu, v - fv
+        for ox, oy, wt in ((0, 0, (1 - ax) * (1 - ay)), (1, 0, ax * (1 - ay)), (0, 1, (1 - ax) * ay), (1, 1, ax * ay)):
+            if 0 <= fu + ox < w and 0 <= fv + oy < h:
+                M[i, (fv + oy) * w + fu + ox] += wt
+    return M
+
+
+def test_against_previous_dense_term_formulation():
+    """Gradient against an independent build: one dense [taps, pixels] bilinear matrix per term."""
+    rng = np.random.default_rng(23)
+    F, K, C, h, w = 7, 6, 2, 5, 6
+    x0, ref, pos, vis = _case(rng, F, K, C, h, w)
+    W, npairs, n = reference_weights(F), num_pairs(F), F - 1
+    want = np.zeros_like(x0)
+    for k in range(K):
+        for f in range(1, n):
+            for r, rf in ((0, 0), (1, n)):
+                c = W[f, r] * vis[k, f] * vis[k, rf] / (K * npairs * 25 * C)
+                if c == 0:
+                    continue
+                M, Mr = _bilinear_matrix(pos[k, f], h, w), _bilinear_matrix(pos[k, rf], h, w)
+                d = M @ x0[f].reshape(C, -1).T - Mr @ ref[r].reshape(C, -1).T      # [25, C]
+                want[f] += c * (M.T @ np.sign(d)).T.reshape(C, h, w)
+    _, grad = guidance_loss_and_grad(x0, ref, pos, vis, dtype=np.float64)
+    np.testing.assert_allclose(grad, want, rtol=1e-12, atol=1e-15)

@@ -1,17 +1,21 @@
 """Trajectory guidance, NumPy reference of ``docs/guidance.md`` (loss and its exact gradient).
 
-Everything is vectorised, with no Python loop over tracks, frames or taps. A sparse matrix
-``S`` holds, for every term (track k, frame f, reference r) and each of its 25 taps, the bilinear
-weights of the tap's 4 neighbours (0 for neighbours outside the latent); ``S_ref`` the same for
-the reference taps. Applied to the channel-last rows ``[(frame, y, x), C]`` of x0 and ref:
+Everything is vectorised, with no Python loop over taps or terms. A *term* is one (track k,
+frame f, reference r) of the loss; each track has the same ``Npairs`` terms (frames 1..n-1 against
+their references, ``reference_weights``), so the terms of a window form a regular grid
+``[K, Npairs]``. Per track chunk (a fixed number of tracks, so that the work arrays stay in cache):
 
-* differences ``d = S @ X - S_ref @ R``   (gather + bilinear interpolation, all channels at once);
-* gradient    ``dL/dX = (c S)^T @ sign(d)`` (the bilinear scatter, ``c`` = term coefficients,
-  accumulated in compiled code).
+* ``D = -Q`` (the track's reference patch ``Q[k, r]``, broadcast over its frames: the reference
+  patches depend only on (k, r) and are gathered once per window, ``reference_taps``);
+* ``D += G @ X``: the bilinear gather of every term's 25 taps x 4 neighbours from the channel-last
+  rows ``X`` of the inner frames (scipy's compiled CSR kernel, accumulating in place);
+* ``S = sign(D)`` as ``clip(D * 2^e * 2^e, -1, 1)`` (exact, sign(0) = 0; np.sign is ~5x slower);
+* loss ``sum c * |D|`` (BLAS row sums), gradient rows ``+= (c G)^T @ S`` (the bilinear scatter).
 
-Both depend only on the track positions, which are fixed for a window, so ``plan_guidance``
-builds them once and ``guidance_step`` reuses them at every sampler step. Math runs in float32 by
-default; pass ``dtype=np.float64`` for the gradient tests.
+``G`` and ``c G`` depend only on the track positions, so ``plan_guidance`` builds them once per
+window and ``guidance_step`` reuses them at every sampler step. Out-of-latent neighbours and
+zero-coefficient terms (invisible points) have no entries at all. Math runs in float32 by default;
+pass ``dtype=np.float64`` for the gradient tests.
 """
 from __future__ import annotations
 
@@ -21,14 +25,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-try:  # scipy's compiled kernels, called with our own output buffers (no per-step allocation)
+try:  # scipy's compiled kernels, called with our own output buffers (accumulate: Y += A @ X)
     from scipy.sparse._sparsetools import csc_matvecs as _csc_matvecs
     from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
 except ImportError:  # pragma: no cover - a scipy without them: the public operator path below
     _csr_matvecs = _csc_matvecs = None
+try:  # a blocked transpose, ~5x faster than NumPy's strided copy for [C, h*w] <-> [h*w, C]
+    import cv2 as _cv2
+except ImportError:  # pragma: no cover
+    _cv2 = None
 
 PATCH_RADIUS = 2  # taps at offsets -2..2 in x and y: a 5x5 patch (docs/guidance.md)
 PATCH_TAPS = (2 * PATCH_RADIUS + 1) ** 2
+TRACKS_PER_CHUNK = 16  # tracks per work chunk: [16 * Npairs * 25, C] float32 work arrays ~0.9 MB (L2)
 
 
 def reference_weights(num_frames: int) -> np.ndarray:
@@ -90,33 +99,92 @@ def _patch_taps(uv: np.ndarray, frame: np.ndarray, h: int, w: int) -> tuple[np.n
     return np.where(valid, wts[:, None, :], 0.0), rows
 
 
-def _csr(data: np.ndarray, cols: np.ndarray, shape: tuple[int, int], dtype) -> sp.csr_matrix:
-    """CSR matrix with a fixed number of entries per row (``data``/``cols`` ``[rows, nnz_per_row]``)."""
-    nrows, per_row = data.shape
-    index_dtype = np.int32 if max(data.size, shape[1]) < 2**31 - 1 else np.int64
-    indptr = np.arange(0, data.size + 1, per_row, dtype=index_dtype)
-    return sp.csr_matrix((data.astype(dtype).ravel(), cols.astype(index_dtype).ravel(), indptr),
-                         shape=shape)
+@dataclass
+class _Sparse:
+    """CSR arrays of ``[n_rows, n_cols]`` with rows in patch-tap order and only non-zero entries.
+
+    The same arrays read as CSC give the transpose (``scatter``): column j = row j of the CSR.
+    ``indptr`` holds absolute offsets, so a chunk of rows is just the slice ``indptr[r0:r1 + 1]``.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    n_cols: int
+
+
+def _sparse(weights: np.ndarray, cols: np.ndarray, n_cols: int, dtype) -> _Sparse:
+    """``_Sparse`` from dense ``[rows, 4]`` weights/column indices, dropping the zero weights."""
+    keep = weights != 0
+    index_dtype = np.int32 if max(weights.size, n_cols) < 2**31 - 1 else np.int64
+    indptr = np.zeros(weights.shape[0] + 1, dtype=index_dtype)
+    np.cumsum(keep.sum(axis=1), out=indptr[1:])
+    return _Sparse(indptr, cols[keep].astype(index_dtype), weights[keep].astype(dtype), int(n_cols))
+
+
+def _spmm_acc(a: _Sparse, r0: int, r1: int, x: np.ndarray, y: np.ndarray, transpose: bool = False) -> None:
+    """``y += A[r0:r1] @ x`` or, with ``transpose``, ``y += A[r0:r1].T @ x`` (C-contiguous x, y)."""
+    ptr = a.indptr[r0:r1 + 1]
+    n_vecs = x.shape[1]
+    if _csr_matvecs is not None and a.data.dtype == x.dtype == y.dtype:
+        if transpose:
+            _csc_matvecs(y.shape[0], r1 - r0, n_vecs, ptr, a.indices, a.data, x.ravel(), y.ravel())
+        else:
+            _csr_matvecs(r1 - r0, a.n_cols, n_vecs, ptr, a.indices, a.data, x.ravel(), y.ravel())
+        return
+    lo, hi = int(ptr[0]), int(ptr[-1])
+    m = sp.csr_matrix((a.data[lo:hi], a.indices[lo:hi], ptr - lo), shape=(r1 - r0, a.n_cols))
+    y += (m.T @ x if transpose else m @ x).astype(y.dtype, copy=False)
+
+
+def _transpose_frames(src: np.ndarray, dst: np.ndarray) -> bool:
+    """``dst[i] = src[i].T`` for 2-D frames with OpenCV's blocked transpose; False if not done."""
+    if _cv2 is None or src.dtype != dst.dtype or src.dtype not in (np.float32, np.float64):
+        return False
+    for i in range(src.shape[0]):
+        if _cv2.transpose(src[i], dst=dst[i]) is not dst[i]:  # pragma: no cover - cv2 reallocated
+            return False
+    return True
+
+
+def _rows_into(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``[N, C, h, w]`` -> channel-last rows ``[N * h * w, C]``, written into ``out`` (one copy)."""
+    N, C, h, w = x.shape
+    if not (x.flags.c_contiguous and _transpose_frames(x.reshape(N, C, h * w), out.reshape(N, h * w, C))):
+        out.reshape(N, h, w, C)[...] = np.asarray(x).transpose(0, 2, 3, 1)
+    return out
+
+
+def _rows_to_cf(rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Channel-last rows ``[N * h * w, C]`` -> ``out`` ``[N, C, h, w]`` (the inverse of ``_rows_into``)."""
+    N, C, h, w = out.shape
+    if not (out.flags.c_contiguous and _transpose_frames(rows.reshape(N, h * w, C), out.reshape(N, C, h * w))):
+        out[...] = rows.reshape(N, h, w, C).transpose(0, 3, 1, 2)
+    return out
 
 
 @dataclass
 class GuidancePlan:
     """Everything of one window's guidance that does not change between sampler steps.
 
-    A *term* is one (track k, frame f, reference r) with a non-zero coefficient
-    ``c = W[f, r] * vis[k, f] * vis[k, r'] / (K * Npairs * 25 * C)``; it has 25 tap rows.
-    ``gather`` samples the x0 taps of all terms from the channel-last rows of x0, ``ref_gather``
-    the reference taps from the rows of ``ref``; ``scatter`` is ``gather`` transposed with each row
-    scaled by its term's ``c``, so ``dL/dX = scatter @ sign(gather @ X - ref_gather @ R)``.
+    Tracks with at least one non-zero term are kept (``tracks``); term j of a track pairs inner frame
+    ``frames[j]`` with reference ``refs[j]`` (the first ``n0`` terms use reference 0, the others 1),
+    coefficient ``coef[k, j] = W * vis * vis / (K * Npairs * 25 * C)``. ``gather`` rows are
+    ``(track, term, tap)`` over the channel-last rows of the inner frames 1..F-2; ``scatter`` is the
+    same pattern with each term's entries scaled by its coefficient; ``ref_gather`` rows are
+    ``(track, r, tap)`` over the rows of the two reference frames.
     """
 
     shape: tuple[int, int, int, int]   # (F, C, h, w) of x0
-    gather: sp.csr_matrix | None       # [T * 25, F * h * w], 4 bilinear weights per row
-    ref_gather: sp.csr_matrix | None   # [T * 25, 2 * h * w]
-    scatter: sp.csc_matrix | None      # [F * h * w, T * 25] (a CSC view of a transposed CSR)
-    coef: np.ndarray                   # [T] float64 term coefficients (for the loss)
     dtype: type
-    buffers: dict = field(default_factory=dict)  # reused work arrays (rows, d, sign, grad)
+    tracks: np.ndarray                 # [Kp] kept track indices
+    n0: int                            # terms against reference 0 (frames 1..n0), then reference 1
+    coef: np.ndarray                   # [Kp, Npairs] float64 term coefficients
+    gather: _Sparse | None             # [Kp * Npairs * 25, (F-2) * h * w]
+    scatter: _Sparse | None            # gather with the coefficients folded in, used transposed
+    ref_gather: _Sparse | None         # [Kp * 2 * 25, 2 * h * w]
+    chunk: int = TRACKS_PER_CHUNK      # tracks per work chunk
+    buffers: dict = field(default_factory=dict)  # reused work arrays
 
     @property
     def empty(self) -> bool:
@@ -124,11 +192,12 @@ class GuidancePlan:
 
 
 def plan_guidance(pos: np.ndarray, vis: np.ndarray, shape: tuple[int, int, int, int],
-                  dtype=np.float32) -> GuidancePlan:
-    """Precompute the sparse gather/scatter matrices for latents of ``shape`` (F, C, h, w).
+                  dtype=np.float32, tracks_per_chunk: int = TRACKS_PER_CHUNK) -> GuidancePlan:
+    """Precompute the sparse gather/scatter patterns for latents of ``shape`` (F, C, h, w).
 
     ``pos`` ``[K, F, 2]`` latent (u, v), ``vis`` ``[K, F]`` in [0, 1]. Terms with a zero
-    coefficient (invisible points, W = 0) are dropped here, so they cost nothing per step.
+    coefficient (invisible points, W = 0) get no entries, so they cost nothing per step.
+    ``tracks_per_chunk`` sets the work-chunk size (speed only; results do not depend on it).
     """
     F, C, h, w = (int(s) for s in shape)
     pos = np.asarray(pos, dtype=np.float64).reshape(-1, F, 2)
@@ -136,57 +205,77 @@ def plan_guidance(pos: np.ndarray, vis: np.ndarray, shape: tuple[int, int, int, 
     K = pos.shape[0]
     W = reference_weights(F).astype(np.float64)
     npairs = int(np.count_nonzero(W > 0))
-    none = GuidancePlan((F, C, h, w), None, None, None, np.zeros(0), dtype)
+    none = GuidancePlan((F, C, h, w), dtype, np.zeros(0, np.int64), 0, np.zeros((0, npairs)),
+                        None, None, None, max(1, int(tracks_per_chunk)))
     if K == 0 or npairs == 0:
         return none
     ref_frame = np.array([0, F - 1])
-    coef = (W[None, :, :] * vis[:, :, None] * vis[:, ref_frame][:, None, :]
-            / (K * npairs * PATCH_TAPS * C))                                # [K, F, 2]
-    k, f, r = np.nonzero(coef > 0)
-    if k.size == 0:
+    f0, f1 = np.flatnonzero(W[:, 0] > 0), np.flatnonzero(W[:, 1] > 0)   # each a contiguous range
+    frames = np.concatenate([f0, f1])
+    refs = np.concatenate([np.zeros(f0.size, np.int64), np.ones(f1.size, np.int64)])
+    coef = (W[frames, refs][None, :] * vis[:, frames] * vis[:, ref_frame[refs]]
+            / (K * npairs * PATCH_TAPS * C))                               # [K, Npairs]
+    tracks = np.flatnonzero((coef > 0).any(axis=1))
+    if tracks.size == 0:
         return none
-    c = coef[k, f, r]
-    wx, rx = _patch_taps(pos[k, f], f, h, w)                                # x0 taps  [T, 25, 4]
-    wr, rr = _patch_taps(pos[k, ref_frame[r]], r, h, w)                     # ref taps [T, 25, 4]
-    T25 = k.size * PATCH_TAPS
-    gather = _csr(wx.reshape(T25, 4), rx.reshape(T25, 4), (T25, F * h * w), dtype)
-    ref_gather = _csr(wr.reshape(T25, 4), rr.reshape(T25, 4), (T25, 2 * h * w), dtype)
-    scatter = _csr((wx * c[:, None, None]).reshape(T25, 4), rx.reshape(T25, 4), (T25, F * h * w), dtype).T
-    return GuidancePlan((F, C, h, w), gather, ref_gather, scatter, c, dtype)
-
-
-def _spmm(a, x: np.ndarray, out: np.ndarray, accumulate: bool = False) -> np.ndarray:
-    """``out[:] = a @ x`` (``out += a @ x`` with ``accumulate``) for CSR/CSC ``a``, C-contiguous ``x``."""
-    if _csr_matvecs is None or a.dtype != x.dtype or a.dtype != out.dtype:
-        if accumulate:
-            out += a @ x
-        else:
-            out[...] = a @ x
-        return out
-    if not accumulate:
-        out.fill(0)
-    n_row, n_col = a.shape
-    kernel = _csr_matvecs if a.format == "csr" else _csc_matvecs
-    kernel(n_row, n_col, x.shape[1], a.indptr, a.indices, a.data, x.ravel(), out.ravel())
-    return out
-
-
-def _rows_into(x: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``[N, C, h, w]`` -> channel-last rows ``[N * h * w, C]``, written into ``out`` (one copy)."""
-    N, C, h, w = x.shape
-    out.reshape(N, h, w, C)[...] = np.asarray(x).transpose(0, 2, 3, 1)
-    return out
+    coef = coef[tracks]
+    Kp = tracks.size
+    k = np.repeat(tracks, npairs)                                           # [Kp * Npairs] terms
+    ft = np.tile(frames, Kp)
+    wx, rx = _patch_taps(pos[k, ft], ft - 1, h, w)                          # [T, 25, 4]
+    c = coef.reshape(-1)
+    wx = np.where((c > 0)[:, None, None], wx, 0.0).reshape(-1, 4)
+    gather = _sparse(wx, rx.reshape(-1, 4), (F - 2) * h * w, dtype)
+    scatter = _Sparse(gather.indptr, gather.indices,
+                      (wx * np.repeat(c, PATCH_TAPS)[:, None])[wx != 0].astype(dtype), gather.n_cols)
+    kr = np.repeat(tracks, 2)                                               # [Kp * 2] (k, r) patches
+    rr = np.tile(np.array([0, 1]), Kp)
+    wr, rows_r = _patch_taps(pos[kr, ref_frame[rr]], rr, h, w)
+    ref_gather = _sparse(wr.reshape(-1, 4), rows_r.reshape(-1, 4), 2 * h * w, dtype)
+    return GuidancePlan((F, C, h, w), dtype, tracks, int(f0.size), coef, gather, scatter, ref_gather,
+                        max(1, int(tracks_per_chunk)))
 
 
 def reference_taps(plan: GuidancePlan, ref: np.ndarray) -> np.ndarray:
-    """The reference side of every term's taps, ``ref_gather @ R``, ``[T * 25, C]``.
+    """The reference patches of every kept track, ``[Kp * 2 * 25, C]`` (rows (track, r, tap)).
 
     Constant for a window (references are stop-gradient); compute it once and pass it to
     ``guidance_step`` to save a gather per step.
     """
     C, h, w = plan.shape[1:]
-    rows = _rows_into(np.asarray(ref), np.empty((2 * h * w, C), plan.dtype))
-    return _spmm(plan.ref_gather, rows, np.empty((plan.ref_gather.shape[0], C), plan.dtype))
+    ref = np.asarray(ref)
+    out = np.zeros((plan.tracks.size * 2 * PATCH_TAPS, C), plan.dtype)
+    if plan.empty:
+        return out
+    rows = _rows_into(np.ascontiguousarray(ref, dtype=plan.dtype), np.empty((2 * h * w, C), plan.dtype))
+    _spmm_acc(plan.ref_gather, 0, out.shape[0], rows, out)
+    return out
+
+
+def _sign_into(d: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out = sign(d)`` exactly (+-1, 0 for +-0, NaN for NaN) in three SIMD passes.
+
+    ``d * 2^e * 2^e`` (``2^e`` = the dtype's largest power of two / 2) is >= 1 in magnitude for every
+    non-zero ``d``, subnormals included (it may overflow to inf), and stays 0 for 0; clipping to
+    [-1, 1] leaves the sign. ``np.sign`` has no SIMD loop and is ~5x slower.
+    """
+    big = np.dtype(d.dtype).type(2.0 ** (np.finfo(d.dtype).maxexp - 2))  # 2^126 for float32
+    with np.errstate(over="ignore"):
+        np.multiply(d, big, out=out)
+        np.multiply(out, big, out=out)
+    return np.clip(out, -1, 1, out=out)
+
+
+def _buffers(plan: GuidancePlan) -> dict:
+    buf = plan.buffers
+    if not buf:
+        F, C, h, w = plan.shape
+        rows = min(plan.chunk, plan.tracks.size) * plan.coef.shape[1] * PATCH_TAPS
+        buf.update(x=np.empty(((F - 2) * h * w, C), plan.dtype), grad=np.empty(((F - 2) * h * w, C), plan.dtype),
+                   d=np.empty((rows, C), plan.dtype), s=np.empty((rows, C), plan.dtype),
+                   a=np.empty((rows, C), plan.dtype), sums=np.empty(plan.coef.size, plan.dtype),
+                   ones=np.ones(PATCH_TAPS * C, plan.dtype))
+    return buf
 
 
 def guidance_step(plan: GuidancePlan, x0: np.ndarray, ref: np.ndarray | None = None,
@@ -202,31 +291,38 @@ def guidance_step(plan: GuidancePlan, x0: np.ndarray, ref: np.ndarray | None = N
     F, C, h, w = plan.shape
     if tuple(x0.shape) != plan.shape:
         raise ValueError(f"x0 shape {x0.shape} does not match the guidance plan {plan.shape}")
+    if out is None:
+        out = np.empty(plan.shape, dtype=plan.dtype)
+    out[0] = 0
+    out[F - 1] = 0
     if plan.empty:
-        if out is not None:
-            out.fill(0)
-            return 0.0, out
-        return 0.0, np.zeros(plan.shape, dtype=plan.dtype)
+        out.fill(0)
+        return 0.0, out
     if ref_taps is None:
         ref_taps = reference_taps(plan, x0[[0, F - 1]] if ref is None else ref)
-    buf = plan.buffers
-    if not buf:
-        T25 = plan.gather.shape[0]
-        buf.update(rows=np.empty((F * h * w, C), plan.dtype), d=np.empty((T25, C), plan.dtype),
-                   sign=np.empty((T25, C), plan.dtype), grad=np.empty((F * h * w, C), plan.dtype))
-    rows = _rows_into(x0, buf["rows"])
-    d = np.negative(ref_taps, out=buf["d"])
-    _spmm(plan.gather, rows, d, accumulate=True)                           # d = P(x0) - P(ref)
-    loss = 0.0
-    if with_loss:
-        per_term = (np.abs(d) @ np.ones(C, dtype=d.dtype)).reshape(-1, PATCH_TAPS).sum(axis=1)
-        loss = float(np.dot(per_term.astype(np.float64), plan.coef))
-    sign = np.sign(d, out=buf["sign"])  # into a second buffer: numpy's in-place sign is slow
-    grad_rows = _spmm(plan.scatter, sign, buf["grad"])                     # [F * h * w, C]
-    grad_cf = grad_rows.reshape(F, h, w, C).transpose(0, 3, 1, 2)
-    if out is None:
-        return loss, np.ascontiguousarray(grad_cf)
-    out[...] = grad_cf
+    buf = _buffers(plan)
+    x = _rows_into(np.ascontiguousarray(x0[1:F - 1], dtype=plan.dtype), buf["x"])
+    grad = buf["grad"]
+    grad.fill(0)
+    npairs, n0, chunk = plan.coef.shape[1], plan.n0, plan.chunk
+    q = ref_taps.reshape(-1, 2, 1, PATCH_TAPS * C)                       # [Kp, r, 1, 25 C]
+    sums = buf["sums"].reshape(-1, npairs)
+    for k0 in range(0, plan.tracks.size, chunk):
+        k1 = min(k0 + chunk, plan.tracks.size)
+        r0, r1 = k0 * npairs * PATCH_TAPS, k1 * npairs * PATCH_TAPS
+        n = r1 - r0
+        d, s = buf["d"][:n], buf["s"][:n]
+        dv = d.reshape(k1 - k0, npairs, PATCH_TAPS * C)
+        np.negative(q[k0:k1, 0], out=dv[:, :n0])                     # D = -Q (broadcast over frames)
+        np.negative(q[k0:k1, 1], out=dv[:, n0:])
+        _spmm_acc(plan.gather, r0, r1, x, d)                         # D += P(x0)
+        if with_loss:
+            a = np.abs(d, out=buf["a"][:n])
+            np.matmul(a.reshape(-1, PATCH_TAPS * C), buf["ones"], out=sums[k0:k1].reshape(-1))
+        _sign_into(d, s)
+        _spmm_acc(plan.scatter, r0, r1, s, grad, transpose=True)     # grad += (c G)^T sign(D)
+    loss = float(np.dot(sums.reshape(-1).astype(np.float64), plan.coef.reshape(-1))) if with_loss else 0.0
+    _rows_to_cf(grad, out[1:F - 1])
     return loss, out
 
 
