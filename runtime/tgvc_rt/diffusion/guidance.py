@@ -84,19 +84,23 @@ def _patch_taps(uv: np.ndarray, frame: np.ndarray, h: int, w: int) -> tuple[np.n
     v = uv[:, 1].astype(np.float64)
     fu, fv = np.floor(u), np.floor(v)
     ax, ay = u - fu, v - fv
-    # one bilinear weight set per patch: all taps are integer offsets of the centre
-    wts = np.stack([(1 - ax) * (1 - ay), ax * (1 - ay), (1 - ax) * ay, ax * ay], axis=1)  # [N, 4]
-    off = np.arange(-PATCH_RADIUS, PATCH_RADIUS + 1)
-    tdx = np.tile(off, 2 * PATCH_RADIUS + 1)            # [25] dx, fastest
-    tdy = np.repeat(off, 2 * PATCH_RADIUS + 1)          # [25] dy
     big = 1 << 20  # positions far outside all read zeros; keeps the int conversion finite
-    fu = np.clip(fu, -big, big).astype(np.int64)
-    fv = np.clip(fv, -big, big).astype(np.int64)
-    cx = fu[:, None, None] + tdx[None, :, None] + np.array([0, 1, 0, 1])[None, None, :]
-    cy = fv[:, None, None] + tdy[None, :, None] + np.array([0, 0, 1, 1])[None, None, :]
-    valid = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)                   # [N, 25, 4]
-    rows = (frame.astype(np.int64)[:, None, None] * h + np.clip(cy, 0, h - 1)) * w + np.clip(cx, 0, w - 1)
-    return np.where(valid, wts[:, None, :], 0.0), rows
+    # separable: window columns/rows floor + (-2..3); tap d, neighbour o uses window index d + 2 + o
+    win = np.arange(-PATCH_RADIUS, PATCH_RADIUS + 2)
+    cx = np.clip(fu, -big, big).astype(np.int64)[:, None] + win                 # [N, 6]
+    cy = np.clip(fv, -big, big).astype(np.int64)[:, None] + win
+    sel = (np.arange(2 * PATCH_RADIUS + 1)[:, None] + np.array([0, 1])).ravel()  # [(tap, o)] -> window
+    wx = (np.stack([1 - ax, ax], axis=1)[:, None, :] * ((cx >= 0) & (cx < w))[:, sel].reshape(-1, 5, 2))
+    wy = (np.stack([1 - ay, ay], axis=1)[:, None, :] * ((cy >= 0) & (cy < h))[:, sel].reshape(-1, 5, 2))
+    rx = np.clip(cx, 0, w - 1)[:, sel]                                           # [N, 10] (dx, ox)
+    ry = (frame.astype(np.int64)[:, None] * h + np.clip(cy, 0, h - 1))[:, sel] * w  # [N, 10] (dy, oy)
+    # entry (dy, dx, oy, ox) of a patch, taps dx fastest, neighbours ox fastest: index tables [100]
+    dy, dx, oy, ox = np.indices((5, 5, 2, 2)).reshape(4, -1)
+    iy, ix = dy * 2 + oy, dx * 2 + ox
+    N = uv.shape[0]
+    wts = wy.reshape(N, 10)[:, iy] * wx.reshape(N, 10)[:, ix]
+    rows = ry[:, iy] + rx[:, ix]
+    return wts.reshape(N, PATCH_TAPS, 4), rows.reshape(N, PATCH_TAPS, 4)
 
 
 @dataclass
@@ -118,7 +122,7 @@ def _sparse(weights: np.ndarray, cols: np.ndarray, n_cols: int, dtype) -> _Spars
     keep = weights != 0
     index_dtype = np.int32 if max(weights.size, n_cols) < 2**31 - 1 else np.int64
     indptr = np.zeros(weights.shape[0] + 1, dtype=index_dtype)
-    np.cumsum(keep.sum(axis=1), out=indptr[1:])
+    indptr[1:] = np.cumsum(keep.ravel(), dtype=index_dtype)[weights.shape[1] - 1::weights.shape[1]]
     return _Sparse(indptr, cols[keep].astype(index_dtype), weights[keep].astype(dtype), int(n_cols))
 
 
