@@ -1,0 +1,252 @@
+"""Keyframes coded as one tiny low-delay inter-predicted stream (AV1 or HEVC P frames).
+
+Consecutive keyframes of a clip look alike, so instead of coding each one as a still image
+(keyframe_codec.py) the keyframe *sequence* is coded as a short video: an intra keyframe starts a
+*segment*, the following keyframes of the segment are P frames predicted from the ones before (low
+delay, no B frames, no reordering: keyframe i is access unit i). A fresh intra keyframe every
+``intra_period`` keyframes bounds the damage of a lost payload and gives random access points.
+
+Payload of one keyframe (the container's KEYFRAME section carries its length; codec id in the header):
+
+    intra keyframe: byte 0 = 0x80 | flags, then the codec's access unit
+        flags bits 0-3: scale level (index into keyframe_codec.SCALES), the same for the segment
+        bit 4: AV1 sequence header stored (else rebuilt from the coded size), bits 5-6: AV1 header
+        variant when rebuilt (see keyframe_av1_obu.py); HEVC: bits 4-6 are 0
+    inter keyframe: the codec's access unit alone. Its first byte has bit 7 clear (the forbidden bit
+        of an AV1 OBU header / of an HEVC NAL unit header), which tells it from an intra payload.
+
+    The access units are stripped as keyframe_stream_units.py describes (AV1: no temporal
+    delimiter, sequence header rebuilt, last OBU without size field; HEVC: no leading start code).
+
+Rate control (:func:`encode_keyframe_sequence`): one constant QP and one scale level for the whole
+sequence; binary search of the QP for the finest that fits the byte budget, over the largest scale
+levels that fit at all (as the intra codec's scale ladder), keeping the best mean PSNR-Y.
+
+Decoding (:class:`KeyframeSequenceDecoder`) is sequential: payloads must be given in stream order,
+starting with an intra payload. Pictures are converted with OpenCV's BT.601 I420 conversions; odd
+sizes are padded (edge) to even and cropped, downscaled pictures are upsampled (cubic).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from tgvc_rt.encoder.keyframe_codec import SCALES, coded_size, pack_quality, psnr_y
+from tgvc_rt.encoder.keyframe_stream_codecs import MAX_QP, SegmentDecoder, SegmentEncoderOptions, encode_segment
+from tgvc_rt.encoder.keyframe_stream_units import pack_av1, pack_hevc, unpack_av1, unpack_hevc
+from tgvc_rt.errors import BitstreamError, OptionError
+
+SEQUENCE_CODECS: tuple[str, ...] = ("av1-seq", "hevc-seq")
+SEQUENCE_CODEC_IDS: dict[str, int] = {"av1-seq": 4, "hevc-seq": 5}
+"""Header codec ids of the sequence codecs, next to keyframe_codec.CODEC_IDS (1-3, intra codecs).
+Kept here so that keyframe_codec.py (whose functions accept any name in its CODEC_IDS) is unchanged."""
+DEFAULT_SEQUENCE_CODEC = "av1-seq"  # chosen by benchmarks/keyframe_stream.py (results/keyframe_stream.json)
+
+MAX_PAYLOAD_BYTES = 16 << 20  # the decoder refuses larger payloads
+MAX_SIDE = 8192  # the decoder refuses larger pictures
+_INTRA, _LEVEL_MASK, _HEADER_STORED, _VARIANT_SHIFT = 0x80, 0x0F, 0x10, 5
+
+
+@dataclass(frozen=True)
+class KeyframeStreamOptions:
+    """Encoder settings of the keyframe sequence codecs (the decoder needs none of these)."""
+
+    av1_preset: int = 8  # SVT-AV1 preset 0 (slow) .. 13 (fast)
+    av1_hierarchical_levels: int = 3  # SVT-AV1 low-delay temporal layers (2..5)
+    av1_keyframe_qindex_offset: int = -24  # intra keyframes' qindex relative to the (flat) inter ones
+    hevc_preset: str = "fast"  # x265 preset
+    threads: int = 1  # encoder threads per session; 1 keeps the output identical on every machine
+    intra_period: int = 12  # at most this many keyframes per segment (one intra + inter ones); the
+    #                         keyframes are split into ceil(K / intra_period) near-equal segments:
+    #                         a 96-frame clip with a keyframe every 8 frames (13) gets 2 intra keyframes
+    search_scales: int = 2  # the rate search tries this many fitting scale levels (best PSNR-Y wins)
+    qp_min: int = 8  # the rate search never goes finer than this QP
+
+    def segment_options(self) -> SegmentEncoderOptions:
+        return SegmentEncoderOptions(av1_preset=self.av1_preset,
+                                     av1_hierarchical_levels=self.av1_hierarchical_levels,
+                                     av1_keyframe_qindex_offset=self.av1_keyframe_qindex_offset,
+                                     hevc_preset=self.hevc_preset, threads=self.threads)
+
+
+def _check_codec(codec: str) -> None:
+    if codec not in SEQUENCE_CODECS:
+        raise OptionError(f"unknown keyframe sequence codec {codec!r} (choose from {', '.join(SEQUENCE_CODECS)})")
+
+
+def segment_starts(num_keyframes: int, intra_period: int) -> list[int]:
+    """Indices of the intra keyframes: ceil(K / intra_period) near-equal segments."""
+    if intra_period < 1:
+        raise OptionError(f"keyframe intra period {intra_period}: must be >= 1")
+    count = -(-num_keyframes // intra_period)
+    return [i * num_keyframes // count for i in range(count)]
+
+
+def is_intra_payload(payload: bytes) -> bool:
+    """Whether a payload starts a segment (decodable without the payloads before it)."""
+    return len(payload) > 0 and bool(payload[0] & _INTRA)
+
+
+def _to_coded(image: np.ndarray, level: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    cw, ch = coded_size(w, h, level)
+    if SCALES[level] == 1.0:
+        return np.pad(image, ((0, ch - h), (0, cw - w), (0, 0)), mode="edge")
+    return cv2.resize(image, (cw, ch), interpolation=cv2.INTER_AREA)
+
+
+def _from_coded(rgb: np.ndarray, width: int, height: int, level: int) -> np.ndarray:
+    if SCALES[level] == 1.0:
+        return np.ascontiguousarray(rgb[:height, :width])
+    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def _encode_all(coded: list[np.ndarray], qp: int, level: int, codec: str,
+                opts: KeyframeStreamOptions) -> list[bytes]:
+    """Payloads of every keyframe at one QP and scale level."""
+    ch, cw = coded[0].shape[:2]
+    starts = segment_starts(len(coded), opts.intra_period)
+    payloads: list[bytes] = []
+    for a, b in zip(starts, starts[1:] + [len(coded)]):
+        units = encode_segment(coded[a:b], qp, codec, opts.segment_options())
+        for i, unit in enumerate(units):
+            if codec == "hevc-seq":
+                stream, flags = pack_hevc(unit), level
+            else:
+                stream, variant = pack_av1(unit, i == 0, cw, ch)
+                flags = level | (_HEADER_STORED if variant is None else variant << _VARIANT_SHIFT)
+            payloads.append(bytes([_INTRA | flags]) + stream if i == 0 else stream)
+    return payloads
+
+
+def _fit_qp(coded: list[np.ndarray], level: int, budget: int, codec: str,
+            opts: KeyframeStreamOptions) -> tuple[list[bytes], int, int] | None:
+    """(payloads, qp, encodes) of the finest QP that fits ``budget``, or None if the coarsest does not."""
+    hi = MAX_QP[codec]
+    best = _encode_all(coded, hi, level, codec, opts)
+    encodes = 1
+    if sum(map(len, best)) > budget:
+        return None
+    lo = min(opts.qp_min, hi)  # invariant: hi fits
+    while lo < hi:
+        mid = (lo + hi) // 2
+        payloads = _encode_all(coded, mid, level, codec, opts)
+        encodes += 1
+        if sum(map(len, payloads)) <= budget:
+            hi, best = mid, payloads
+        else:
+            lo = mid + 1
+    return best, hi, encodes
+
+
+def decode_keyframe_sequence(payloads: list[bytes], width: int, height: int, codec: str) -> list[np.ndarray]:
+    decoder = KeyframeSequenceDecoder(width, height, codec)
+    return [decoder.decode(p) for p in payloads]
+
+
+def encode_keyframe_sequence(images: list[np.ndarray], budget_bytes: int, codec: str = DEFAULT_SEQUENCE_CODEC,
+                             options: KeyframeStreamOptions = KeyframeStreamOptions()) -> tuple[list[bytes], dict]:
+    """Code RGB uint8 [H, W, 3] keyframes (display order) as one low-delay stream within a byte budget.
+
+    Returns one payload per keyframe (keyframe i's access unit; their total is the largest that
+    fits ``budget_bytes``, or the smallest possible when nothing fits) and ``info``: ``qp``,
+    ``scale_level``, ``quality`` (keyframe_codec.pack_quality of both), ``bytes``, ``fits``,
+    ``psnr_y`` (per keyframe, of the decoded reconstruction against the input), ``mean_psnr_y``,
+    ``intra`` (per keyframe), ``encodes`` (whole-sequence encodes of the search) and ``seconds``.
+    """
+    t0 = time.perf_counter()
+    _check_codec(codec)
+    if not images:
+        raise OptionError("no keyframes to code")
+    images = [np.ascontiguousarray(im, dtype=np.uint8) for im in images]
+    h, w = images[0].shape[:2]
+    if any(im.ndim != 3 or im.shape != (h, w, 3) for im in images) or min(h, w) < 1:
+        raise OptionError(f"keyframes must all be uint8 [H, W, 3] of one size, got {images[0].shape} ...")
+    candidates: list[tuple[list[bytes], int, int]] = []
+    encodes = 0
+    for level in range(len(SCALES)):
+        if level and coded_size(w, h, level) == coded_size(w, h, level - 1):
+            continue
+        coded = [_to_coded(im, level) for im in images]
+        fit = _fit_qp(coded, level, budget_bytes, codec, options)
+        encodes += 1 if fit is None else fit[2]
+        if fit is not None:
+            candidates.append((fit[0], fit[1], level))
+            if len(candidates) >= options.search_scales:
+                break
+        elif candidates:
+            break
+    fits = bool(candidates)
+    if not fits:  # nothing fits: the smallest stream there is
+        level = len(SCALES) - 1
+        coded = [_to_coded(im, level) for im in images]
+        candidates = [(_encode_all(coded, MAX_QP[codec], level, codec, options), MAX_QP[codec], level)]
+        encodes += 1
+    scored = []
+    for payloads, qp, level in candidates:
+        decoded = decode_keyframe_sequence(payloads, w, h, codec)
+        scored.append([psnr_y(a, b) for a, b in zip(images, decoded)])
+    pick = int(np.argmax([np.mean(s) for s in scored]))
+    payloads, qp, level = candidates[pick]
+    info = dict(codec=codec, qp=qp, scale_level=level, scale=SCALES[level], quality=pack_quality(qp, level),
+                bytes=sum(map(len, payloads)), budget_bytes=int(budget_bytes), fits=fits,
+                psnr_y=scored[pick], mean_psnr_y=float(np.mean(scored[pick])),
+                intra=[is_intra_payload(p) for p in payloads], encodes=encodes,
+                candidates=[dict(qp=q, scale_level=lv, bytes=sum(map(len, p)), mean_psnr_y=float(np.mean(s)))
+                            for (p, q, lv), s in zip(candidates, scored)],
+                seconds=time.perf_counter() - t0)
+    return payloads, info
+
+
+class KeyframeSequenceDecoder:
+    """Decodes the payloads of :func:`encode_keyframe_sequence` one after another (stream order).
+
+    Deterministic; any malformed payload (or an inter payload without its segment) raises
+    BitstreamError, after which only an intra payload can be decoded.
+    """
+
+    def __init__(self, width: int, height: int, codec: str):
+        _check_codec(codec)
+        if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+            raise BitstreamError(f"keyframe stream: size {width}x{height} out of range")
+        self.width, self.height, self.codec = width, height, codec
+        self._segment: SegmentDecoder | None = None
+        self._level = 0
+
+    def decode(self, payload: bytes) -> np.ndarray:
+        """The next keyframe, RGB uint8 [height, width, 3]."""
+        payload = bytes(payload)
+        if not 2 <= len(payload) <= MAX_PAYLOAD_BYTES:
+            raise BitstreamError(f"keyframe stream: payload of {len(payload)} bytes out of range")
+        try:
+            return self._decode(payload)
+        except BitstreamError:
+            self._segment = None  # references are lost until the next intra payload
+            raise
+
+    def _decode(self, payload: bytes) -> np.ndarray:
+        intra = is_intra_payload(payload)
+        if intra:
+            flags, stream = payload[0] & ~_INTRA, payload[1:]
+            level, variant = flags & _LEVEL_MASK, (flags >> _VARIANT_SHIFT) & 0x03
+            if (level >= len(SCALES) or (self.codec == "hevc-seq" and flags & ~_LEVEL_MASK)
+                    or (flags & _HEADER_STORED and variant)):
+                raise BitstreamError(f"keyframe stream: bad intra payload flags 0x{payload[0]:02x}")
+            cw, ch = coded_size(self.width, self.height, level)
+            self._segment, self._level = None, level
+            segment = SegmentDecoder(self.codec, cw, ch)
+            header_variant = None if flags & _HEADER_STORED else variant
+        elif self._segment is None:
+            raise BitstreamError("keyframe stream: inter payload without a preceding intra payload")
+        else:
+            segment, stream, header_variant = self._segment, payload, None
+        if self.codec == "hevc-seq":
+            unit = unpack_hevc(stream, intra)
+        else:
+            unit = unpack_av1(stream, intra, header_variant, segment.width, segment.height)
+        rgb = segment.decode(unit)
+        self._segment = segment
+        return _from_coded(rgb, self.width, self.height, self._level)
