@@ -177,7 +177,7 @@ def test_nvrtc_compile_when_available(tmp_path):
     except Exception as err:
         pytest.skip(f"NVRTC not available: {err}")
     k = nvrtc_cache.cached_compile("compute_75", directory=tmp_path)
-    assert k.is_ptx and b"tgvc_guidance_f32" in k.image and k.path.is_file()
+    assert k.is_ptx and b"tgvc_guidance_step_f32" in k.image and k.path.is_file()
     again = nvrtc_cache.cached_compile("compute_75", directory=tmp_path)
     assert again.image == k.image
 

@@ -79,11 +79,19 @@ class CudaPythonApi:
         attr = self.drv.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
         self._ok(self.drv.cuFuncSetAttribute(fn, attr, int(nbytes)), "cuFuncSetAttribute")
 
-    def launch(self, fn, grid, block, smem: int, stream: int, args: list) -> None:
-        """``args``: ctypes scalars (c_void_p for pointers), kept alive for the call."""
-        ptrs = (ctypes.c_void_p * len(args))(*[ctypes.addressof(a) for a in args])
-        self._ok(self.drv.cuLaunchKernel(fn, *grid, *block, int(smem), self.drv.CUstream(int(stream)),
-                                         ctypes.addressof(ptrs), 0), "cuLaunchKernel")
+    def launch(self, fn, grid, block, smem: int, stream: int, args: list, params=None) -> None:
+        """``args``: ctypes scalars (c_void_p for pointers), kept alive for the call. ``params``: a
+        ready ``c_void_p`` array of their addresses (callers that relaunch with the same ctypes
+        objects, values updated in place, skip rebuilding it)."""
+        if params is None:
+            params = (ctypes.c_void_p * len(args))(*[ctypes.addressof(a) for a in args])
+        handle = self._streams.get(stream) if hasattr(self, "_streams") else None
+        if handle is None:
+            self._streams = getattr(self, "_streams", {})
+            handle = self._streams[stream] = self.drv.CUstream(int(stream))
+        err = self.drv.cuLaunchKernel(fn, *grid, *block, int(smem), handle, ctypes.addressof(params), 0)[0]
+        if int(err) != 0:
+            raise CudaUnavailable(f"cuLaunchKernel failed: {err}")
 
     def alloc(self, nbytes: int) -> int:
         return int(self._ok(self.drv.cuMemAlloc(max(int(nbytes), 1)), "cuMemAlloc"))

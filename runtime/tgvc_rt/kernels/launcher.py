@@ -106,6 +106,10 @@ def check_track_data(pos: np.ndarray, vis: np.ndarray) -> None:
         raise OptionError("visibilities must lie in [0, 1]")
 
 
+_P, _I, _F = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
+_STEP_TYPES = (_P, _P, _P, _I, _I, _I, _I, _I, _I, _I, _P, _P, _F, _P, _P, _P)  # tgvc_guidance_step_* arguments
+
+
 def _p(v) -> ctypes.c_void_p:
     return ctypes.c_void_p(int(v) if v else None)
 
@@ -128,6 +132,8 @@ class CudaGuidance:
         self._fn: dict[str, object] = {}
         self._smem_set: dict[str, int] = {}
         self._plan: DevicePlan | None = None  # reused by guidance()
+        self._step_args: list | None = None
+        self._step_params = None
         self._loss_ptr = self.api.alloc(4)
 
     # -- device-pointer API -------------------------------------------------------------
@@ -188,11 +194,15 @@ class CudaGuidance:
             self.api.set_max_dynamic_smem(fn, smem)
             self._smem_set[name] = smem
         lay = workspace_layout(F, C, K, 0)
-        i, f = ctypes.c_int, ctypes.c_float
-        self.api.launch(fn, (tiles, C, F), (self.options.block, 1, 1), smem, stream,
-                        [_p(x0), _p(plan.ptr + 4 * lay["trk"]), _p(plan.ptr + 4 * lay["rp"]), i(F), i(C), i(h), i(w),
-                         i(K), i(th), i(tw), _p(grad), _p(z), f(step), _p(plan.ptr + 4 * lay["partials"]),
-                         _p(plan.ptr), _p(loss)])
+        vals = (x0, plan.ptr + 4 * lay["trk"], plan.ptr + 4 * lay["rp"], F, C, h, w, K, th, tw, grad, z, step,
+                plan.ptr + 4 * lay["partials"], plan.ptr, loss)
+        if self._step_args is None:  # one set of ctypes objects, updated in place each step (less host time)
+            self._step_args = [t() for t in _STEP_TYPES]
+            self._step_params = (ctypes.c_void_p * len(_STEP_TYPES))(*[ctypes.addressof(a) for a in self._step_args])
+        for a, v in zip(self._step_args, vals):
+            a.value = (int(v) or None) if isinstance(a, ctypes.c_void_p) else v
+        self.api.launch(fn, (tiles, C, F), (self.options.block, 1, 1), smem, stream, self._step_args,
+                        **({"params": self._step_params} if self.api.name == "cuda-python" else {}))
 
     def guidance(self, x0: int, ref: int, pos: int, vis: int, shape: tuple[int, int, int, int], K: int, *,
                  dtype: str = "float32", grad: int = 0, z: int = 0, step: float = 0.0,
