@@ -10,7 +10,7 @@ their references, ``reference_weights``), so the terms of a window form a regula
 * ``D += G @ X``: the bilinear gather of every term's 25 taps x 4 neighbours from the channel-last
   rows ``X`` of the inner frames (scipy's compiled CSR kernel, accumulating in place);
 * ``S = sign(D)`` as ``clip(D * 2^e * 2^e, -1, 1)`` (exact, sign(0) = 0; np.sign is ~5x slower);
-* loss ``sum c * |D|`` (BLAS row sums), gradient rows ``+= (c G)^T @ S`` (the bilinear scatter).
+* loss ``sum c * |D|`` (pairwise row sums), gradient rows ``+= (c G)^T @ S`` (the bilinear scatter).
 
 ``G`` and ``c G`` depend only on the track positions, so ``plan_guidance`` builds them once per
 window and ``guidance_step`` reuses them at every sampler step. Out-of-latent neighbours and
@@ -277,8 +277,7 @@ def _buffers(plan: GuidancePlan) -> dict:
         rows = min(plan.chunk, plan.tracks.size) * plan.coef.shape[1] * PATCH_TAPS
         buf.update(x=np.empty(((F - 2) * h * w, C), plan.dtype), grad=np.empty(((F - 2) * h * w, C), plan.dtype),
                    d=np.empty((rows, C), plan.dtype), s=np.empty((rows, C), plan.dtype),
-                   a=np.empty((rows, C), plan.dtype), sums=np.empty(plan.coef.size, plan.dtype),
-                   ones=np.ones(PATCH_TAPS * C, plan.dtype))
+                   a=np.empty((rows, C), plan.dtype), sums=np.empty(plan.coef.size, plan.dtype))
     return buf
 
 
@@ -322,7 +321,7 @@ def guidance_step(plan: GuidancePlan, x0: np.ndarray, ref: np.ndarray | None = N
         _spmm_acc(plan.gather, r0, r1, x, d)                         # D += P(x0)
         if with_loss:
             a = np.abs(d, out=buf["a"][:n])
-            np.matmul(a.reshape(-1, PATCH_TAPS * C), buf["ones"], out=sums[k0:k1].reshape(-1))
+            np.add.reduce(a.reshape(-1, PATCH_TAPS * C), axis=1, out=sums[k0:k1].reshape(-1))  # no BLAS threads
         _sign_into(d, s)
         _spmm_acc(plan.scatter, r0, r1, s, grad, transpose=True)     # grad += (c G)^T sign(D)
     loss = float(np.dot(sums.reshape(-1).astype(np.float64), plan.coef.reshape(-1))) if with_loss else 0.0
