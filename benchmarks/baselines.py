@@ -226,7 +226,11 @@ def list_clips(folder: str | Path, names: list[str] | None = None) -> list[str]:
 def environment() -> dict:
     """The exact configuration printed beside every number."""
     ver = subprocess.run([_ffmpeg(), "-hide_banner", "-version"], capture_output=True, text=True)
-    return {"ffmpeg": ver.stdout.splitlines()[0] if ver.stdout else "?", "python": sys.version.split()[0],
+    repo = Path(__file__).resolve().parent.parent
+    git = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty"],
+                         capture_output=True, text=True)
+    return {"ffmpeg": ver.stdout.splitlines()[0] if ver.stdout else "?", "git": git.stdout.strip() or "?",
+            "python": sys.version.split()[0],
             "machine": platform.machine(), "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M")}
 
 

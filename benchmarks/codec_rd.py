@@ -155,7 +155,9 @@ def write_plot(records: list[dict], path: Path) -> None:
             ax.set_ylabel(label, fontsize=8)
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=7)
-    axes[0, 0].legend(fontsize=7)
+    handles = {lab: h for ax in axes.ravel() for h, lab in zip(*ax.get_legend_handles_labels())}
+    if handles:
+        axes[0, 0].legend(handles.values(), handles.keys(), fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -187,16 +189,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="baselines JSON whose records (same clip, codec, bpp, frames) are reused")
     ap.add_argument("--encode-args", default="", help="extra flags for `tgvc-rt encode` (one string)")
     ap.add_argument("--decode-args", default="", help="extra flags for `tgvc-rt decode` (one string)")
-    ap.add_argument("--report-only", default=None, help="re-render md/png from this JSON and stop")
+    ap.add_argument("--report-only", nargs="+", default=None,
+                    help="re-render codec_rd.md/png (and merged codec_rd.json) from these JSONs and stop")
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args(argv)
     out_dir = Path(args.out)
     if args.report_only:
-        result = json.loads(Path(args.report_only).read_text())
-        stem = Path(args.report_only).stem
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_markdown(result, out_dir / f"{stem}.md")
-        write_plot(result["records"], out_dir / f"{stem}.png")
+        parts = [json.loads(Path(p).read_text()) for p in args.report_only]
+        result = parts[0] if len(parts) == 1 else {
+            "benchmark": "codec_rd", "command": " | ".join(p.get("command", "?") for p in parts),
+            "environment": parts[0].get("environment", {}), "merged_from": args.report_only,
+            "records": [r for p in parts for r in p["records"]]}
+        result["records"].sort(key=lambda r: (r["clip"], r["target_bpp"], r["codec"]))
+        write_outputs(result, out_dir)
         print(markdown_table(result["records"]))
         return 0
     cv = CvvdpOptions(python=args.cvvdp_python)
