@@ -208,3 +208,27 @@ def test_hevc_truncation_never_crashes():
             assert out.shape == (72, 88, 3)
         except BitstreamError:
             pass
+
+
+@pytest.mark.parametrize("curve", ["smooth", "ragged", "flat"])
+def test_rate_search_finds_the_finest_fitting_qp(monkeypatch, curve):
+    """The search over a fake (monotone) rate curve returns the exact answer of an exhaustive scan."""
+    import tgvc_rt.encoder.keyframe_stream as ks
+
+    rng = np.random.default_rng(3)
+    steps = {"smooth": np.full(256, 0.03), "ragged": rng.uniform(0.0, 0.12, 256), "flat": np.full(256, 0.001)}[curve]
+    sizes = (200 * np.exp(np.cumsum(steps[::-1])[::-1])).astype(int)  # falls as the qindex rises
+    calls = []
+
+    def fake_encode(coded, qp, level, codec, opts):
+        calls.append(qp)
+        return [b"x" * int(sizes[qp])]
+
+    monkeypatch.setattr(ks, "_encode_all", fake_encode)
+    opts = KeyframeStreamOptions()
+    for budget in (int(sizes[255]) + 1, int(sizes[200]), int(sizes[120]) - 1, int(sizes[opts.qp_min]) + 5):
+        calls.clear()
+        payloads, qp, encodes = ks._fit_qp([], 0, budget, "av1-seq", opts)
+        expected = min(q for q in range(opts.qp_min, 256) if sizes[q] <= budget)
+        assert qp == expected and len(payloads[0]) == sizes[qp] and encodes == len(calls) <= 26
+    assert ks._fit_qp([], 0, int(sizes[255]) - 1, "av1-seq", opts) is None

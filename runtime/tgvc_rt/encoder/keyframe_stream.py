@@ -45,6 +45,8 @@ SEQUENCE_CODEC_IDS: dict[str, int] = {"av1-seq": 4, "hevc-seq": 5}
 Kept here so that keyframe_codec.py (whose functions accept any name in its CODEC_IDS) is unchanged."""
 DEFAULT_SEQUENCE_CODEC = "av1-seq"  # chosen by benchmarks/keyframe_stream.py (results/keyframe_stream.json)
 
+QP_PER_DOUBLING = {"av1-seq": 24.0, "hevc-seq": 6.0}
+"""Rate search's first guess of the rate curve: the bytes double this many QP finer (measured on CIF)."""
 MAX_PAYLOAD_BYTES = 16 << 20  # the decoder refuses larger payloads
 MAX_SIDE = 8192  # the decoder refuses larger pictures
 _INTRA, _LEVEL_MASK, _HEADER_STORED, _VARIANT_SHIFT = 0x80, 0x0F, 0x10, 5
@@ -59,11 +61,15 @@ class KeyframeStreamOptions:
     av1_keyframe_qindex_offset: int = -24  # intra keyframes' qindex relative to the (flat) inter ones
     hevc_preset: str = "fast"  # x265 preset
     threads: int = 1  # encoder threads per session; 1 keeps the output identical on every machine
-    intra_period: int = 12  # at most this many keyframes per segment (one intra + inter ones); the
+    intra_period: int = 16  # at most this many keyframes per segment (one intra + inter ones); the
     #                         keyframes are split into ceil(K / intra_period) near-equal segments:
-    #                         a 96-frame clip with a keyframe every 8 frames (13) gets 2 intra keyframes
-    search_scales: int = 2  # the rate search tries this many fitting scale levels (best PSNR-Y wins)
-    qp_min: int = 8  # the rate search never goes finer than this QP
+    #                         a 96-frame clip with a keyframe every 8 frames (13) gets 1 intra keyframe,
+    #                         a 300-frame one gets 3 (one every ~4 s at 30 fps)
+    search_scales: int = 2  # the rate search tries up to this many fitting scale levels (best PSNR-Y wins)
+    rescale_above: float = 0.9  # ... the next (smaller) one only if the QP that fits is above this
+    #                             fraction of the coarsest (measured: a smaller scale only won at
+    #                             AV1 qindex >= 238 of 255)
+    qp_min: int = 8  # the rate search never goes finer than this (knob units: AV1 qindex, HEVC QP)
 
     def segment_options(self) -> SegmentEncoderOptions:
         return SegmentEncoderOptions(av1_preset=self.av1_preset,
@@ -122,23 +128,54 @@ def _encode_all(coded: list[np.ndarray], qp: int, level: int, codec: str,
     return payloads
 
 
-def _fit_qp(coded: list[np.ndarray], level: int, budget: int, codec: str,
-            opts: KeyframeStreamOptions) -> tuple[list[bytes], int, int] | None:
-    """(payloads, qp, encodes) of the finest QP that fits ``budget``, or None if the coarsest does not."""
-    hi = MAX_QP[codec]
+def _next_qp(lo: int, lo_bytes: int | None, hi: int, hi_bytes: int, recent: list[tuple[int, int]],
+             budget: int, qp_per_doubling: float) -> int:
+    """Next QP to try inside the bracket (``lo`` too big, ``hi`` fits): a secant step on log(bytes)
+    through the two most recent encodes (or the typical slope), taken from the bracket end nearer
+    the budget."""
+    slope = -np.log(2.0) / qp_per_doubling  # d log(bytes) / d qp
+    if len(recent) == 2 and recent[0][0] != recent[1][0] and min(recent[0][1], recent[1][1]) > 0:
+        local = (np.log(recent[1][1]) - np.log(recent[0][1])) / (recent[1][0] - recent[0][0])
+        slope = local if local < 0 else slope
+    base, size = hi, hi_bytes
+    if lo_bytes is not None and abs(np.log(lo_bytes / budget)) < abs(np.log(hi_bytes / budget)):
+        base, size = lo, lo_bytes
+    step = (np.log(budget) - np.log(max(size, 1))) / slope
+    return int(min(hi - 1, max(lo + 1, round(base + step))))
+
+
+def _fit_qp(coded: list[np.ndarray], level: int, budget: int, codec: str, opts: KeyframeStreamOptions,
+            start: int | None = None) -> tuple[list[bytes], int, int] | None:
+    """(payloads, qp, encodes) of the finest QP that fits ``budget``, or None if the coarsest does not.
+
+    Bracketing search (bytes fall as the QP rises), first encode at ``start`` when given (a QP that
+    probably fits) else at the coarsest QP: secant steps on log(bytes), and a bisection step after
+    two steps in a row that did not halve the bracket, so it ends in a few encodes on a smooth rate
+    curve and within ~3 log2(range) on any.
+    """
+    hi = MAX_QP[codec] if start is None else start
     best = _encode_all(coded, hi, level, codec, opts)
-    encodes = 1
-    if sum(map(len, best)) > budget:
+    hi_bytes, encodes = sum(map(len, best)), 1
+    if hi_bytes > budget and hi != MAX_QP[codec]:
+        return _fit_qp(coded, level, budget, codec, opts)
+    if hi_bytes > budget:
         return None
-    lo = min(opts.qp_min, hi)  # invariant: hi fits
-    while lo < hi:
-        mid = (lo + hi) // 2
-        payloads = _encode_all(coded, mid, level, codec, opts)
-        encodes += 1
-        if sum(map(len, payloads)) <= budget:
-            hi, best = mid, payloads
+    lo, lo_bytes = min(opts.qp_min, hi) - 1, None  # invariant: lo does not fit (qp_min - 1 by fiat), hi fits
+    recent, slow_steps = [(hi, hi_bytes)], 0
+    while hi - lo > 1:
+        width = hi - lo
+        if slow_steps >= 2:
+            mid, slow_steps = (lo + hi) // 2, 0
         else:
-            lo = mid + 1
+            mid = _next_qp(lo, lo_bytes, hi, hi_bytes, recent, budget, QP_PER_DOUBLING[codec])
+        payloads = _encode_all(coded, mid, level, codec, opts)
+        size, encodes = sum(map(len, payloads)), encodes + 1
+        if size <= budget:
+            hi, hi_bytes, best = mid, size, payloads
+        else:
+            lo, lo_bytes = mid, size
+        recent = [recent[-1], (mid, size)]
+        slow_steps = slow_steps + 1 if 2 * (hi - lo) > width else 0
     return best, hi, encodes
 
 
@@ -171,11 +208,11 @@ def encode_keyframe_sequence(images: list[np.ndarray], budget_bytes: int, codec:
         if level and coded_size(w, h, level) == coded_size(w, h, level - 1):
             continue
         coded = [_to_coded(im, level) for im in images]
-        fit = _fit_qp(coded, level, budget_bytes, codec, options)
+        fit = _fit_qp(coded, level, budget_bytes, codec, options, candidates[-1][1] if candidates else None)
         encodes += 1 if fit is None else fit[2]
         if fit is not None:
             candidates.append((fit[0], fit[1], level))
-            if len(candidates) >= options.search_scales:
+            if len(candidates) >= options.search_scales or fit[1] < options.rescale_above * MAX_QP[codec]:
                 break
         elif candidates:
             break
