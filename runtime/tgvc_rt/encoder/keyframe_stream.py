@@ -18,9 +18,11 @@ Payload of one keyframe (the container's KEYFRAME section carries its length; co
     The access units are stripped as keyframe_stream_units.py describes (AV1: no temporal
     delimiter, sequence header rebuilt, last OBU without size field; HEVC: no leading start code).
 
-Rate control (:func:`encode_keyframe_sequence`): one constant QP and one scale level for the whole
-sequence; binary search of the QP for the finest that fits the byte budget, over the largest scale
-levels that fit at all (as the intra codec's scale ladder), keeping the best mean PSNR-Y.
+Rate control (:func:`encode_keyframe_sequence`): one constant QP (AV1: qindex 0..255 with flat
+per-layer offsets; HEVC: QP 0..51) and one scale level for the whole sequence; a bracketing secant
+search finds the finest QP whose payloads fit the byte budget (3-7 encodes of the whole sequence)
+at the largest scale level that fits at all, and at the next smaller one when that QP is coarse
+(as the intra codec's scale ladder); the candidate with the best mean PSNR-Y wins.
 
 Decoding (:class:`KeyframeSequenceDecoder`) is sequential: payloads must be given in stream order,
 starting with an intra payload. Pictures are converted with OpenCV's BT.601 I420 conversions; odd
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from tgvc_rt.encoder.keyframe_codec import SCALES, coded_size, pack_quality, psnr_y
+from tgvc_rt.encoder.keyframe_codec import SCALES, coded_size, psnr_y
 from tgvc_rt.encoder.keyframe_stream_codecs import MAX_QP, SegmentDecoder, SegmentEncoderOptions, encode_segment
 from tgvc_rt.encoder.keyframe_stream_units import pack_av1, pack_hevc, unpack_av1, unpack_hevc
 from tgvc_rt.errors import BitstreamError, OptionError
@@ -56,11 +58,11 @@ _INTRA, _LEVEL_MASK, _HEADER_STORED, _VARIANT_SHIFT = 0x80, 0x0F, 0x10, 5
 class KeyframeStreamOptions:
     """Encoder settings of the keyframe sequence codecs (the decoder needs none of these)."""
 
-    av1_preset: int = 8  # SVT-AV1 preset 0 (slow) .. 13 (fast)
+    av1_preset: int = 4  # SVT-AV1 preset 0 (slow) .. 13 (fast); 4: ~0.25 s a CIF keyframe for the whole search
     av1_hierarchical_levels: int = 3  # SVT-AV1 low-delay temporal layers (2..5)
     av1_keyframe_qindex_offset: int = -24  # intra keyframes' qindex relative to the (flat) inter ones
     hevc_preset: str = "fast"  # x265 preset
-    threads: int = 1  # encoder threads per session; 1 keeps the output identical on every machine
+    threads: int = 1  # encoder threads per session (1: no thread-timing effects on the output)
     intra_period: int = 16  # at most this many keyframes per segment (one intra + inter ones); the
     #                         keyframes are split into ceil(K / intra_period) near-equal segments:
     #                         a 96-frame clip with a keyframe every 8 frames (13) gets 1 intra keyframe,
@@ -189,8 +191,8 @@ def encode_keyframe_sequence(images: list[np.ndarray], budget_bytes: int, codec:
     """Code RGB uint8 [H, W, 3] keyframes (display order) as one low-delay stream within a byte budget.
 
     Returns one payload per keyframe (keyframe i's access unit; their total is the largest that
-    fits ``budget_bytes``, or the smallest possible when nothing fits) and ``info``: ``qp``,
-    ``scale_level``, ``quality`` (keyframe_codec.pack_quality of both), ``bytes``, ``fits``,
+    fits ``budget_bytes``, or the smallest possible when nothing fits) and ``info``: ``qp`` (the
+    quantiser knob: AV1 qindex, HEVC QP), ``scale_level`` (keyframe_codec.SCALES), ``bytes``, ``fits``,
     ``psnr_y`` (per keyframe, of the decoded reconstruction against the input), ``mean_psnr_y``,
     ``intra`` (per keyframe), ``encodes`` (whole-sequence encodes of the search) and ``seconds``.
     """
@@ -228,7 +230,7 @@ def encode_keyframe_sequence(images: list[np.ndarray], budget_bytes: int, codec:
         scored.append([psnr_y(a, b) for a, b in zip(images, decoded)])
     pick = int(np.argmax([np.mean(s) for s in scored]))
     payloads, qp, level = candidates[pick]
-    info = dict(codec=codec, qp=qp, scale_level=level, scale=SCALES[level], quality=pack_quality(qp, level),
+    info = dict(codec=codec, qp=qp, scale_level=level, scale=SCALES[level],
                 bytes=sum(map(len, payloads)), budget_bytes=int(budget_bytes), fits=fits,
                 psnr_y=scored[pick], mean_psnr_y=float(np.mean(scored[pick])),
                 intra=[is_intra_payload(p) for p in payloads], encodes=encodes,

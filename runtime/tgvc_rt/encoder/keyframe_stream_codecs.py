@@ -33,7 +33,7 @@ DECODER_SIZE_SLACK = 64  # the decoder accepts coded pictures at most this much 
 class SegmentEncoderOptions:
     """Speed/structure settings of one encoder session (the decoder needs none of these)."""
 
-    av1_preset: int = 8  # SVT-AV1 preset 0 (slow) .. 13 (fast)
+    av1_preset: int = 4  # SVT-AV1 preset 0 (slow) .. 13 (fast)
     av1_hierarchical_levels: int = 3  # SVT-AV1 temporal layers in low delay (2..5; 3 is its default)
     av1_keyframe_qindex_offset: int = -24  # intra keyframe qindex relative to the inter ones (flat otherwise)
     hevc_preset: str = "fast"  # x265 preset
