@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tgvc_rt.diffusion.guidance import latent_positions, make_guidance, num_pairs
+from tgvc_rt.diffusion.guidance import latent_positions, num_pairs
+from tgvc_rt.diffusion.guidance_native import select_guidance_factory
 from tgvc_rt.diffusion.samplers import sample_ddim
 from tgvc_rt.diffusion.schedules import start_timestep, timesteps_for
 from tgvc_rt.diffusion.warm_start import warm_start
@@ -42,8 +43,12 @@ class DiffusionOptions:
     guidance_repredict: bool = False  # re-run the UNet after each guidance update (costly)
     vae_batch: int = 4             # frames per VAE call (memory bound; results do not depend on it)
     guidance_factory: GuidanceFactory | None = None
-    """``factory(ref, pos, vis, shape) -> guidance(x0, t)``; None = NumPy reference
-    (``diffusion.guidance.make_guidance``). The CUDA kernel plugs in here."""
+    """``factory(ref, pos, vis, shape) -> guidance(x0, t)``; None = chosen by ``guidance_impl``.
+    The CUDA kernel plugs in here."""
+    guidance_impl: str = "auto"
+    """CPU guidance when ``guidance_factory`` is None: "native" (compiled float32,
+    ``diffusion.guidance_native``), "numpy" (the reference ``diffusion.guidance.make_guidance``) or
+    "auto" (native when built, else NumPy)."""
 
     def validate(self) -> None:
         if self.steps < 0:
@@ -117,7 +122,7 @@ def diffuse_group(warp_frames: np.ndarray, key_a: np.ndarray, key_b: np.ndarray,
         t_start = -1  # nothing to denoise: keep the warp latents (no noise added)
     rng = np.random.default_rng(seed)
     denoiser = models.denoiser()
-    factory = options.guidance_factory or make_guidance
+    factory = options.guidance_factory or select_guidance_factory(options.guidance_impl)
     use_guidance = options.guidance_scale != 0.0 and tracks is not None and tracks.num_tracks > 0
     if use_guidance:
         pos_all = latent_positions(tracks.xy)
