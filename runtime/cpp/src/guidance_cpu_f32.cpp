@@ -73,52 +73,28 @@ Cell cell_of(float uf, float vf) {
     return c;
 }
 
-// [C, n] -> [n, C] (to_rows) and back (from_rows). SSE2 4x4 register transposes where available
-// (every x86-64 CPU), plain loops otherwise and for the remainders.
-void to_rows(const float* __restrict src, float* __restrict dst, int C, int n) {
-    int p0 = 0, c0 = 0;
+// dst [S, R] = transpose of src [R, S]: to_rows ([C, h*w] -> [h*w, C]) and back. SSE2 4x4 register
+// transposes where available (every x86-64 CPU), plain loops otherwise and for the remainders.
+void transpose(const float* __restrict src, float* __restrict dst, int R, int S) {
+    int r0 = 0, s0 = 0;
 #if TGVC_SSE2
-    for (; p0 + 4 <= n; p0 += 4)
-        for (c0 = 0; c0 + 4 <= C; c0 += 4) {
-            const float* s = src + (size_t)c0 * n + p0;
-            __m128 r0 = _mm_loadu_ps(s), r1 = _mm_loadu_ps(s + n), r2 = _mm_loadu_ps(s + 2 * (size_t)n),
-                   r3 = _mm_loadu_ps(s + 3 * (size_t)n);
-            _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
-            float* d = dst + (size_t)p0 * C + c0;
-            _mm_storeu_ps(d, r0);
-            _mm_storeu_ps(d + C, r1);
-            _mm_storeu_ps(d + 2 * (size_t)C, r2);
-            _mm_storeu_ps(d + 3 * (size_t)C, r3);
+    for (; r0 + 4 <= R; r0 += 4)
+        for (s0 = 0; s0 + 4 <= S; s0 += 4) {
+            const float* p = src + (size_t)r0 * S + s0;
+            __m128 v0 = _mm_loadu_ps(p), v1 = _mm_loadu_ps(p + S), v2 = _mm_loadu_ps(p + 2 * (size_t)S),
+                   v3 = _mm_loadu_ps(p + 3 * (size_t)S);
+            _MM_TRANSPOSE4_PS(v0, v1, v2, v3);
+            float* d = dst + (size_t)s0 * R + r0;
+            _mm_storeu_ps(d, v0);
+            _mm_storeu_ps(d + R, v1);
+            _mm_storeu_ps(d + 2 * (size_t)R, v2);
+            _mm_storeu_ps(d + 3 * (size_t)R, v3);
         }
-    if (c0 < C)  // channels left over in the blocked pixels
-        for (int p = 0; p < p0; ++p)
-            for (int c = c0; c < C; ++c) dst[(size_t)p * C + c] = src[(size_t)c * n + p];
+    for (int r = 0; r < r0; ++r)  // columns left over in the blocked rows
+        for (int c = s0; c < S; ++c) dst[(size_t)c * R + r] = src[(size_t)r * S + c];
 #endif
-    for (int p = p0; p < n; ++p)
-        for (int c = 0; c < C; ++c) dst[(size_t)p * C + c] = src[(size_t)c * n + p];
-}
-
-void from_rows(const float* __restrict src, float* __restrict dst, int C, int n) {
-    int p0 = 0, c0 = 0;
-#if TGVC_SSE2
-    for (; p0 + 4 <= n; p0 += 4)
-        for (c0 = 0; c0 + 4 <= C; c0 += 4) {
-            const float* s = src + (size_t)p0 * C + c0;
-            __m128 r0 = _mm_loadu_ps(s), r1 = _mm_loadu_ps(s + C), r2 = _mm_loadu_ps(s + 2 * (size_t)C),
-                   r3 = _mm_loadu_ps(s + 3 * (size_t)C);
-            _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
-            float* d = dst + (size_t)c0 * n + p0;
-            _mm_storeu_ps(d, r0);
-            _mm_storeu_ps(d + n, r1);
-            _mm_storeu_ps(d + 2 * (size_t)n, r2);
-            _mm_storeu_ps(d + 3 * (size_t)n, r3);
-        }
-    if (c0 < C)
-        for (int p = 0; p < p0; ++p)
-            for (int c = c0; c < C; ++c) dst[(size_t)c * n + p] = src[(size_t)p * C + c];
-#endif
-    for (int p = p0; p < n; ++p)
-        for (int c = 0; c < C; ++c) dst[(size_t)c * n + p] = src[(size_t)p * C + c];
+    for (int r = r0; r < R; ++r)
+        for (int c = 0; c < S; ++c) dst[(size_t)c * R + r] = src[(size_t)r * S + c];
 }
 
 // sign(d) * c with sign(0) = 0 (a nested select, which the compiler vectorises)
@@ -249,14 +225,14 @@ struct tgvc_guidance_f32 {
 
 namespace {
 
-// Reference patches Q from the planes ref0, ref1 ([C, h, w] each).
-template <int CC>
+// Reference patches Q from the planes ref0, ref1 ([C, h, w] each); once per window (per step only
+// when the references are x0[0], x0[F-1]), so not specialised.
 void gather_refs(tgvc_guidance_f32& g, const float* ref0, const float* ref1) {
     const int C = g.C, h = g.h, w = g.w;
     const size_t plane = (size_t)h * w * C;
-    to_rows(ref0, g.ref_rows.data(), C, h * w);
-    to_rows(ref1, g.ref_rows.data() + plane, C, h * w);
-    Kernel<CC> kern{C};
+    transpose(ref0, g.ref_rows.data(), C, h * w);
+    transpose(ref1, g.ref_rows.data() + plane, C, h * w);
+    Kernel<0> kern{C};
     float* rows[kWin * kWin];
     for (int k = 0; k < g.Kp; ++k)
         for (int r = 0; r < 2; ++r) {
@@ -282,7 +258,7 @@ void run_frames(tgvc_guidance_f32& g, Work& ws, const float* x0, float* grad, in
             std::memset(gout, 0, sizeof(float) * plane);
             continue;
         }
-        to_rows(x0 + (size_t)f * plane, ws.rows.data(), C, h * w);
+        transpose(x0 + (size_t)f * plane, ws.rows.data(), C, h * w);
         std::memset(ws.grows.data(), 0, sizeof(float) * plane);
         double fl = 0.0;
         for (int64_t t = t0; t < t1; ++t) {
@@ -301,7 +277,7 @@ void run_frames(tgvc_guidance_f32& g, Work& ws, const float* x0, float* grad, in
             kern.scatter(gr, term.wt, ws.Sp.data());
         }
         g.frame_loss[f] = fl;
-        from_rows(ws.grows.data(), gout, C, h * w);
+        transpose(ws.grows.data(), gout, h * w, C);
     }
 }
 
@@ -329,21 +305,12 @@ TGVC_HOT void frames_any(tgvc_guidance_f32& g, Work& ws, const float* x0, float*
     }
 }
 
-void refs_any(tgvc_guidance_f32& g, const float* ref0, const float* ref1) {
-    switch (g.C) {
-        case 32: return gather_refs<32>(g, ref0, ref1);
-        case 16: return gather_refs<16>(g, ref0, ref1);
-        case 4: return gather_refs<4>(g, ref0, ref1);
-        default: return gather_refs<0>(g, ref0, ref1);
-    }
-}
-
 double run_step(tgvc_guidance_f32& g, const float* x0, float* grad, bool loss) {
     const int F = g.F;
     const size_t plane = (size_t)g.C * g.h * g.w;
     std::memset(grad, 0, sizeof(float) * plane);
     std::memset(grad + (size_t)(F - 1) * plane, 0, sizeof(float) * plane);
-    if (!g.own_ref && g.Kp > 0) refs_any(g, x0, x0 + (size_t)(F - 1) * plane);  // ref = x0[[0, F-1]]
+    if (!g.own_ref && g.Kp > 0) gather_refs(g, x0, x0 + (size_t)(F - 1) * plane);  // ref = x0[[0, F-1]]
     frames_any(g, g.work[0], x0, grad, 1, 1, loss);
     double total = 0.0;  // per-frame sums added in frame order
     for (int f = 0; f < F; ++f) total += g.frame_loss[f];
@@ -427,7 +394,7 @@ tgvc_guidance_f32* tgvc_guidance_f32_create(const float* ref, const float* pos, 
     try {
         g->K = K; g->F = F; g->C = C; g->h = h; g->w = w;
         prepare(*g, ref, pos, vis);
-        if (g->own_ref && g->Kp > 0) refs_any(*g, ref, ref + (size_t)C * h * w);
+        if (g->own_ref && g->Kp > 0) gather_refs(*g, ref, ref + (size_t)C * h * w);
         if (g->own_ref) std::vector<float>().swap(g->ref_rows);
     } catch (...) {
         delete g;
