@@ -234,6 +234,20 @@ def environment() -> dict:
             "machine": platform.machine(), "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
+def record_key(rec: dict) -> tuple:
+    """(clip, codec, target bpp, frames): what makes two baseline records the same point."""
+    return rec["clip"], rec["codec"], rec["target_bpp"], rec["frames"]
+
+
+def write_results(path: Path, records: list[dict], opts: BaselineOptions) -> None:
+    out = {"benchmark": "baselines", "command": "python " + " ".join(sys.argv),
+           "options": asdict(opts), "environment": environment(), "records": records}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=1))
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips-dir", default=str(DEFAULT_CLIPS))
@@ -245,15 +259,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cvvdp-python", default=None, help="helper Python with pycvvdp "
                     "(default $TGVC_CVVDP_PYTHON)")
     ap.add_argument("--out", default="benchmarks/results/baselines.json")
+    ap.add_argument("--resume", action="store_true", help="keep records already in --out, run the rest")
     args = ap.parse_args(argv)
     opts = BaselineOptions()
+    out_path = Path(args.out)
+    done = {}
+    if args.resume and out_path.exists():
+        done = {record_key(r): r for r in json.loads(out_path.read_text())["records"]}
     records = []
     with tempfile.TemporaryDirectory(prefix="tgvc_baselines_") as tmp:
         for clip in list_clips(args.clips_dir, args.clips):
             if args.frames:
                 clip = trim_y4m(clip, os.path.join(tmp, Path(clip).name), args.frames)
+            n = read_y4m_planes(clip).num_frames
             for bpp in args.bpp:
                 for codec in args.codecs:
+                    key = (Path(clip).stem, codec, bpp, n)
+                    if key in done:
+                        records.append(done[key])
+                        continue
                     rec = run_baseline(codec, clip, bpp, tmp, tuple(args.metrics), opts,
                                        CvvdpOptions(python=args.cvvdp_python))
                     records.append(rec)
@@ -264,11 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"enc {rec['encode_s']:.1f}s", flush=True)
                     for f in Path(tmp).glob(f"{codec}_*"):
                         f.unlink()
-    out = {"benchmark": "baselines", "command": "python " + " ".join(sys.argv),
-           "options": asdict(opts), "environment": environment(),
-           "records": records}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
+                    write_results(out_path, records, opts)  # after every record: resumable
+    write_results(out_path, records, opts)
     print(f"wrote {args.out}")
     return 0
 

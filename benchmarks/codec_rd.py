@@ -80,10 +80,11 @@ def run_ours(clip_path: str, bpp: float, modes: list[str], workdir: str, metrics
 
 
 def _load_reuse(path: str | None) -> dict:
+    """(clip, codec, bpp, frames) -> record, for the error-free records of an earlier JSON."""
     if not path:
         return {}
     recs = json.loads(Path(path).read_text())["records"]
-    return {(r["clip"], r["codec"], r["target_bpp"], r["frames"]): r for r in recs}
+    return {(r["clip"], r["codec"], r["target_bpp"], r["frames"]): r for r in recs if "error" not in r}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-only", nargs="+", default=None,
                     help="re-render codec_rd.md/png (and merged codec_rd.json) from these JSONs and stop")
     ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--resume", action="store_true", help="reuse error-free records of <out>/codec_rd.json")
     args = ap.parse_args(argv)
     out_dir = Path(args.out)
     if args.report_only:
@@ -206,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cv = CvvdpOptions(python=args.cvvdp_python)
     reuse = _load_reuse(args.reuse_baselines)
+    if args.resume and (out_dir / "codec_rd.json").exists():  # earlier results of this run
+        reuse.update(_load_reuse(str(out_dir / "codec_rd.json")))
     metrics = tuple(args.metrics)
     records: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="tgvc_rd_") as tmp:
@@ -215,8 +219,12 @@ def main(argv: list[str] | None = None) -> int:
             n = read_y4m_planes(clip).num_frames
             for bpp in args.bpp:
                 new: list[dict] = []
-                if OURS in args.codecs:
-                    new += run_ours(clip, bpp, args.modes, tmp, metrics, cv,
+                stem = Path(clip).stem
+                todo = [m for m in args.modes if (stem, f"{OURS}-{m}", bpp, n) not in reuse]
+                new += [dict(reuse[(stem, f"{OURS}-{m}", bpp, n)], reused=True)
+                        for m in args.modes if m not in todo] if OURS in args.codecs else []
+                if OURS in args.codecs and todo:
+                    new += run_ours(clip, bpp, todo, tmp, metrics, cv,
                                     args.encode_args.split(), args.decode_args.split())
                 for codec in (c for c in args.codecs if c in BASELINE_CODECS):
                     key = (Path(clip).stem, codec, bpp, n)
@@ -227,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
                 for r in new:
                     print(f"{r['clip']:24s} {r['codec']:16s} {bpp:.4f} -> "
                           + (f"ERROR {r['error']}" if "error" in r else
-                             f"{r.get('bpp', 0):.5f} bpp PSNR-Y {r.get('psnr_y') or 0:.2f} "
-                             f"VMAF {r.get('vmaf') or 0:.2f} JOD {r.get('cvvdp_jod') or 0:.3f}"), flush=True)
+                             f"{r.get('bpp', 0):.5f} bpp PSNR-Y {_cell(r, 'psnr_y', '.2f')} "
+                             f"VMAF {_cell(r, 'vmaf', '.2f')} JOD {_cell(r, 'cvvdp_jod', '.3f')}"), flush=True)
                 records += new
                 # rewrite after every clip/bpp so a cut-off run still leaves a table
                 write_outputs({"benchmark": "codec_rd", "command": " ".join(sys.argv),

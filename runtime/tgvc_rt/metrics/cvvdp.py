@@ -27,6 +27,7 @@ class CvvdpOptions:
     display: str = "standard_4k"  # pycvvdp display model name
     python: str | None = None      # helper interpreter; None = $TGVC_CVVDP_PYTHON
     timeout_s: float = 1800.0      # give up on the helper process after this long
+    threads: int = 1               # torch CPU threads (1: no OpenMP spin-waiting on a busy machine)
 
 
 def cvvdp_in_process() -> bool:
@@ -44,7 +45,7 @@ def cvvdp_jod(ref_path: str, test_path: str, fps: float | None = None,
         except cvvdp_worker.Y4mReadError as exc:
             raise InputError(str(exc)) from None
         out = cvvdp_worker.run_cvvdp(cvvdp_worker.yuv420_to_rgb(ref), cvvdp_worker.yuv420_to_rgb(test),
-                                     fps or ref.fps, opts.display)
+                                     fps or ref.fps, opts.display, opts.threads)
         return {"cvvdp_jod": out["jod"], "cvvdp_s": out["seconds"], "cvvdp_how": "in-process",
                 "cvvdp_display": opts.display}
     python = opts.python or os.environ.get(ENV_PYTHON)
@@ -53,10 +54,12 @@ def cvvdp_jod(ref_path: str, test_path: str, fps: float | None = None,
     if not Path(python).exists():
         return {"cvvdp_jod": None, "cvvdp_note": f"skipped: ${ENV_PYTHON}={python} does not exist"}
     # fps 0 tells the worker to take the frame rate from the reference file's header
-    cmd = [python, cvvdp_worker.__file__, str(ref_path), str(test_path), repr(float(fps or 0)), opts.display]
+    cmd = [python, cvvdp_worker.__file__, str(ref_path), str(test_path), repr(float(fps or 0)), opts.display,
+           str(opts.threads)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=opts.timeout_s,
-                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                              env={**os.environ, "PYTHONWARNINGS": "ignore",
+                                   "OMP_NUM_THREADS": str(opts.threads), "OMP_WAIT_POLICY": "PASSIVE"})
     except subprocess.TimeoutExpired:
         return {"cvvdp_jod": None, "cvvdp_note": f"failed: helper ran past {opts.timeout_s:.0f} s"}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]

@@ -3,7 +3,7 @@
 This file imports nothing but the standard library and NumPy at module level, so it can run as a
 plain script under another interpreter (one that has ``pycvvdp`` + torch but not tgvc_rt's deps):
 
-    python /path/to/tgvc_rt/metrics/cvvdp_worker.py REF.y4m TEST.y4m [FPS] [DISPLAY]
+    python /path/to/tgvc_rt/metrics/cvvdp_worker.py REF.y4m TEST.y4m [FPS] [DISPLAY] [THREADS]
 
 (FPS 0 or absent: the reference header's rate) prints one JSON object on stdout: ``{"jod": float, "seconds": float, "frames": int, "display": str}``
 or ``{"error": "..."}`` (exit status 1).
@@ -116,12 +116,16 @@ def yuv420_to_rgb(clip: YuvClip) -> np.ndarray:
 
 
 def run_cvvdp(ref_rgb: np.ndarray, test_rgb: np.ndarray, fps: float,
-              display: str = "standard_4k") -> dict:
-    """JOD of test against ref (uint8 [N, H, W, 3] each); needs pycvvdp + torch importable."""
+              display: str = "standard_4k", threads: int = 1) -> dict:
+    """JOD of test against ref (uint8 [N, H, W, 3] each); needs pycvvdp + torch importable.
+
+    threads: torch intra-op threads. 1 by default: on a busy 2-core machine two OpenMP threads
+    spin-wait and ran 8x slower (webcamtalk, 19 frames: 160 s vs 20 s).
+    """
     import pycvvdp  # noqa: PLC0415 (optional dependency)
     import torch  # noqa: PLC0415
 
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    torch.set_num_threads(max(1, int(threads)))
     t0 = time.perf_counter()
     metric = pycvvdp.cvvdp(display_name=display, quiet=True, device=torch.device("cpu"))
     with torch.no_grad():
@@ -132,15 +136,16 @@ def run_cvvdp(ref_rgb: np.ndarray, test_rgb: np.ndarray, fps: float,
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
-        print(json.dumps({"error": "usage: cvvdp_worker.py REF.y4m TEST.y4m [FPS] [DISPLAY]"}))
+        print(json.dumps({"error": "usage: cvvdp_worker.py REF.y4m TEST.y4m [FPS] [DISPLAY] [THREADS]"}))
         return 2
     try:
         ref, test = read_y4m_planes(argv[0]), read_y4m_planes(argv[1])
         fps = float(argv[2]) if len(argv) > 2 and float(argv[2]) > 0 else ref.fps
         display = argv[3] if len(argv) > 3 else "standard_4k"
+        threads = int(argv[4]) if len(argv) > 4 else 1
         if ref.y.shape != test.y.shape:
             raise Y4mReadError(f"size/frame count differ: ref {ref.y.shape}, test {test.y.shape}")
-        out = run_cvvdp(yuv420_to_rgb(ref), yuv420_to_rgb(test), fps, display)
+        out = run_cvvdp(yuv420_to_rgb(ref), yuv420_to_rgb(test), fps, display, threads)
     except Exception as exc:  # reported to the parent as JSON, one line
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
         return 1
