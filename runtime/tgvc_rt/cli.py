@@ -41,6 +41,8 @@ def encode(
     grid_step: int = typer.Option(8, help="Spacing of the tracking query grid in pixels."),
     track_share: float = typer.Option(0.25, help="Largest share of the budget for trajectories."),
     track_step: float = typer.Option(0.5, help="Trajectory quantisation step in pixels."),
+    keyframe_codec: str = typer.Option("av1-seq", help="av1-seq, hevc-seq (keyframes as one P-frame stream), "
+                                                       "or av1, hevc, avif (independent intra pictures)."),
     seed: Optional[int] = typer.Option(None, help="Decoder noise seed stored in the stream (random if unset)."),
     quiet: bool = Quiet,
 ) -> None:
@@ -62,8 +64,10 @@ def encode(
     video = read_video(input, max_frames=frames, resize=parse_size(resize))
     defaults = EncodeOptions()
     options = replace(defaults, rate=RateOptions(bpp=bpp, kbps=kbps, track_share=track_share), seed=seed,
+                      keyframe_codec=keyframe_codec,
                       model_set_hash=default_model_set_hash(),
-                      keyframes=replace(defaults.keyframes, max_gap=max_gap),
+                      keyframes=replace(defaults.keyframes, max_gap=max_gap,
+                                        min_gap=min(defaults.keyframes.min_gap, max_gap)),
                       tracking=replace(defaults.tracking, method=tracker, grid_step=grid_step),
                       trajectories=replace(defaults.trajectories, step=track_step))
     t0 = time.perf_counter()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from .bitstream import read_bitstream
 from .decoder.pipeline import read_stream_file
-from .encoder import keyframe_codec
+from .encoder.keyframe_formats import CODEC_NAMES
 from .encoder.trajectories import bits_per_track_point, decode_tracks
 
 
@@ -14,7 +14,7 @@ def describe_stream(path: Path) -> str:
     bs = read_bitstream(data)
     h = bs.header
     pixels = h.width * h.height * h.num_frames
-    codec = {v: k for k, v in keyframe_codec.CODEC_IDS.items()}.get(h.keyframe_codec, f"id {h.keyframe_codec}")
+    codec = CODEC_NAMES.get(h.keyframe_codec, f"id {h.keyframe_codec}")
     kf_bytes = sum(map(len, bs.keyframes.values()))
     tr_bytes = sum(len(g.tracks) for g in bs.groups)
     lines = [

@@ -12,14 +12,13 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..bitstream import Bitstream, read_bitstream
-from ..encoder import keyframe_codec
+from ..encoder.keyframe_formats import KeyframeReader
 from ..encoder.trajectories import decode_tracks
-from ..errors import BitstreamError, ModelSetError, OptionError
+from ..errors import ModelSetError, OptionError
 from ..types import VideoMeta
 from .warp import WarpOptions, interpolate_group
 
 MODES = ("warp", "diffusion")
-_CODEC_NAMES = {v: k for k, v in keyframe_codec.CODEC_IDS.items()}
 
 
 @dataclass
@@ -72,17 +71,16 @@ def iter_decoded_frames(data: bytes, options: DecodeOptions = DecodeOptions(),
     stats = stats if stats is not None else DecodeStats()
     bs = read_bitstream(data)
     h = bs.header
-    codec = _CODEC_NAMES.get(h.keyframe_codec)
-    if codec is None:
-        raise BitstreamError(f"unknown keyframe codec id {h.keyframe_codec}")
+    reader = KeyframeReader(h.keyframe_codec, h.width, h.height)
     diffuse = _open_diffusion(bs, options) if options.mode == "diffusion" else None
 
     cache: dict[int, np.ndarray] = {}
 
     def keyframe(index: int) -> np.ndarray:
+        """Keyframes are asked for in ascending order, each decoded once (sequence codecs need that)."""
         if index not in cache:
             t0 = time.perf_counter()
-            cache[index] = keyframe_codec.decode_keyframe(bs.keyframes[index], h.width, h.height, codec)
+            cache[index] = reader.decode(bs.keyframes[index])
             stats.add("keyframes", time.perf_counter() - t0)
         return cache[index]
 

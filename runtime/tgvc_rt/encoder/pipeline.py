@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ..bitstream import Bitstream, GroupPayload, StreamHeader, write_bitstream
 from ..progress import Advance, _noop
 from ..types import GroupSpan, Tracks, Video, groups_from_keyframes
-from . import keyframe_codec, ratecontrol
+from . import keyframe_formats, ratecontrol
 from .keyframes import KeyframeOptions, plan_keyframes
 from .selection import SelectionOptions, limit_tracks, select_tracks
 from .tracking import TrackingOptions, track_group
@@ -26,7 +26,7 @@ class EncodeOptions:
     tracking: TrackingOptions = field(default_factory=TrackingOptions)
     selection: SelectionOptions = field(default_factory=SelectionOptions)
     trajectories: TrajectoryCodingOptions = field(default_factory=TrajectoryCodingOptions)
-    keyframe_codec: str = "av1"
+    keyframe_codec: str = keyframe_formats.DEFAULT_CODEC   # see encoder/keyframe_formats.py
     seed: int | None = None          # decoder noise seed written to the header (random when None)
     model_set_hash: bytes = bytes(16)
 
@@ -88,9 +88,10 @@ def encode_video(video: Video, options: EncodeOptions, advance: Advance = _noop)
         advance(span.num_frames - 1)
     seconds["track"] = time.perf_counter() - t0
 
+    keyframe_formats.check_codec(options.keyframe_codec)
     seed = options.seed if options.seed is not None else secrets.randbits(32)
     header = StreamHeader(meta.width, meta.height, meta.fps_num, meta.fps_den, n,
-                          keyframe_codec.CODEC_IDS[options.keyframe_codec], 0, options.model_set_hash,
+                          keyframe_formats.CODEC_IDS[options.keyframe_codec], 0, options.model_set_hash,
                           seed, len(keyframes), len(spans))
     t0 = time.perf_counter()
     content = budget - ratecontrol.fixed_bytes(len(header.pack()), keyframes, spans)
@@ -99,13 +100,8 @@ def encode_video(video: Video, options: EncodeOptions, advance: Advance = _noop)
     seconds["code_tracks"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    remaining = content - track_bytes
-    coded_keyframes: dict[int, bytes] = {}
-    for i, k in enumerate(keyframes):
-        share = ratecontrol.keyframe_share(remaining, len(keyframes) - i)
-        data, _quality = keyframe_codec.encode_keyframe_to_size(video.frames[k], share, options.keyframe_codec)
-        coded_keyframes[k] = data
-        remaining -= len(data)
+    coded_keyframes = keyframe_formats.encode_keyframes(video.frames, keyframes, content - track_bytes,
+                                                        options.keyframe_codec)
     seconds["code_keyframes"] = time.perf_counter() - t0
     advance(1)
 

@@ -1,0 +1,60 @@
+"""Every way a clip's keyframes can be coded, behind one encode function and one reader.
+
+Two families share the header's ``keyframe_codec`` id space:
+
+* image codecs (``keyframe_codec``): every keyframe an independent intra picture (ids 1-3);
+* sequence codecs (``keyframe_stream``): the keyframes form one low-delay P-frame stream with an
+  intra keyframe every ``intra_period`` keyframes (ids 4-5). Much cheaper for similar keyframes,
+  but a keyframe decodes only after the ones before it, back to the last intra one.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import BitstreamError, OptionError
+from . import keyframe_codec, keyframe_stream, ratecontrol
+
+CODEC_IDS: dict[str, int] = {**keyframe_codec.CODEC_IDS, **keyframe_stream.SEQUENCE_CODEC_IDS}
+CODEC_NAMES: dict[int, str] = {v: k for k, v in CODEC_IDS.items()}
+DEFAULT_CODEC = keyframe_stream.DEFAULT_SEQUENCE_CODEC
+
+
+def check_codec(name: str) -> None:
+    if name not in CODEC_IDS:
+        raise OptionError(f"--keyframe-codec {name!r}: choose one of {', '.join(CODEC_IDS)}")
+
+
+def is_sequence(name: str) -> bool:
+    return name in keyframe_stream.SEQUENCE_CODECS
+
+
+def encode_keyframes(frames: np.ndarray, indices: list[int], budget_bytes: int, codec: str) -> dict[int, bytes]:
+    """Code the keyframes ``frames[indices]`` in at most ``budget_bytes`` (when feasible)."""
+    check_codec(codec)
+    if is_sequence(codec):
+        payloads, _info = keyframe_stream.encode_keyframe_sequence([frames[k] for k in indices],
+                                                                   max(1, budget_bytes), codec)
+        return dict(zip(indices, payloads))
+    coded, remaining = {}, budget_bytes
+    for i, k in enumerate(indices):
+        share = ratecontrol.keyframe_share(remaining, len(indices) - i)
+        coded[k], _quality = keyframe_codec.encode_keyframe_to_size(frames[k], share, codec)
+        remaining -= len(coded[k])
+    return coded
+
+
+class KeyframeReader:
+    """Decodes a stream's keyframes; they must be asked for in ascending order, each once."""
+
+    def __init__(self, codec_id: int, width: int, height: int):
+        name = CODEC_NAMES.get(codec_id)
+        if name is None:
+            raise BitstreamError(f"unknown keyframe codec id {codec_id}")
+        self.name, self.width, self.height = name, width, height
+        self._sequence = (keyframe_stream.KeyframeSequenceDecoder(width, height, name)
+                          if is_sequence(name) else None)
+
+    def decode(self, payload: bytes) -> np.ndarray:
+        if self._sequence is not None:
+            return self._sequence.decode(payload)
+        return keyframe_codec.decode_keyframe(payload, self.width, self.height, self.name)
