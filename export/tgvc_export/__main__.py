@@ -1,4 +1,4 @@
-"""``python -m tgvc_export <command>`` (run from export/): cache-latents, train-unet, export, roundtrip."""
+"""``python -m tgvc_export <command>`` (run from export/): cache-latents, train-unet, export, time, roundtrip."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +21,11 @@ def main(argv: list[str] | None = None) -> None:
     ex.add_argument("--checkpoint", default=None, help="trained UNet checkpoint (default set: "
                     "export/checkpoints/unet_default.pt; other sets export random weights)")
     ex.add_argument("--fp16", action="store_true", help="also write fp16 variants")
+    tm = sub.add_parser("time", help="ORT CPU timings of a model set")
+    tm.add_argument("--set", default="default")
+    tm.add_argument("--width", type=int, default=352)
+    tm.add_argument("--height", type=int, default=288)
+    tm.add_argument("--reps", type=int, default=3)
     rt = sub.add_parser("roundtrip", help="TAEF2 encode->decode PSNR-Y on the shared clips")
     rt.add_argument("--frames", type=int, default=4)
     args = parser.parse_args(argv)
@@ -41,6 +46,11 @@ def main(argv: list[str] | None = None) -> None:
                                     fp16=args.fp16)
         print(json.dumps({k: {"file": v["file"], "sha256": v["sha256"][:16]} for k, v in manifest["models"].items()},
                          indent=1))
+    elif args.command == "time":
+        from .modelset import default_out
+        from .timing import time_model_set
+
+        print(json.dumps(time_model_set(default_out(args.set), args.width, args.height, reps=args.reps), indent=1))
     elif args.command == "roundtrip":
         from .roundtrip import roundtrip_psnr
 

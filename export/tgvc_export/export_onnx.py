@@ -85,15 +85,17 @@ def export(spec: ExportSpec, path: str | Path, fp16: bool = False, external_data
         prog = torch.onnx.export(module, tuple(spec.inputs.values()), input_names=names,
                                  output_names=spec.outputs, opset_version=OPSET, dynamo=True,
                                  dynamic_shapes=dyn, external_data=external_data, verbose=False)
-    model = prog.model_proto
-    onnx.helper.set_model_props(model, {"tgvc.name": spec.name, "licence": spec.licence,
-                                        "precision": "fp16" if fp16 else "fp32"})
-    if external_data:
+    props = {"tgvc.name": spec.name, "licence": spec.licence, "precision": "fp16" if fp16 else "fp32"}
+    if external_data:  # > 2 GB protobuf limit: let the exporter stream the weights to <file>.data
         for old in (path, path.with_name(path.name + ".data")):
             old.unlink(missing_ok=True)
-        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=path.name + ".data", size_threshold=1024)
+        prog.save(str(path), external_data=True)
+        model = onnx.load(str(path), load_external_data=False)
+        onnx.helper.set_model_props(model, props)
+        onnx.save_model(model, str(path))
     else:
+        model = prog.model_proto
+        onnx.helper.set_model_props(model, props)
         onnx.save_model(model, str(path))
     onnx.checker.check_model(str(path))
     return path

@@ -36,9 +36,9 @@ class UNetConfig:
 CONFIGS: dict[str, UNetConfig] = {
     # ~2.7 M params (~0.26 s per [1,16,32,36,44] call, ORT, 2 threads): fast enough for a 2-core CPU decode (see export/README.md for timings).
     "default": UNetConfig(),
-    # a few hundred M params, for GPUs only; exported with ONNX external data, never trained here.
-    "large": UNetConfig(channels=(320, 640, 1280, 1280), blocks_per_level=2,
-                        attn_levels=(1, 2, 3), head_dim=64, temb_dim=1280, groups=32),
+    # ~380 M params, for GPUs only; exported with ONNX external data, never trained here.
+    "large": UNetConfig(channels=(320, 640, 1280), blocks_per_level=2, attn_levels=(1, 2),
+                        head_dim=64, temb_dim=1280, groups=32),
 }
 
 
@@ -176,10 +176,11 @@ class VideoUNet(nn.Module):
     def embedding(self, timestep: torch.Tensor, frames: int) -> torch.Tensor:
         """[B] timesteps -> [B*F, temb]: timestep embedding + frame position f/(F-1) embedding."""
         d = self.cfg.temb_dim
-        t = self.time_mlp(sinusoidal(timestep, d))  # [B, d]
+        dtype = self.time_mlp[0].weight.dtype  # float16 inside FP16 exports
+        t = self.time_mlp(sinusoidal(timestep, d).to(dtype))  # [B, d]
         pos = torch.arange(frames, dtype=torch.float32, device=timestep.device)
         pos = pos * (1000.0 / max(frames - 1, 1))
-        p = self.frame_mlp(sinusoidal(pos, d))  # [F, d]
+        p = self.frame_mlp(sinusoidal(pos, d).to(dtype))  # [F, d]
         return (t[:, None, :] + p[None, :, :]).reshape(-1, d)
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
