@@ -93,6 +93,7 @@ def decode(
     guidance_scale: float = typer.Option(30.0, help="Diffusion: trajectory guidance scale s."),
     device: str = typer.Option("cpu", help="Diffusion: cpu, cuda, tensorrt or auto."),
     threads: Optional[int] = typer.Option(None, help="Diffusion: CPU threads for ONNX Runtime."),
+    guidance_impl: str = typer.Option("auto", help="Diffusion: guidance on the CPU: auto, native (compiled) or numpy."),
     models: str = typer.Option("default", help="Model set name or folder."),
     quiet: bool = Quiet,
 ) -> None:
@@ -111,7 +112,7 @@ def decode(
         from .decoder.diffusion import DiffusionOptions
 
         options.diffusion = DiffusionOptions(steps=steps, strength=strength, guidance_scale=guidance_scale,
-                                             device=device, threads=threads)
+                                             device=device, threads=threads, guidance_impl=guidance_impl)
     data = read_stream_file(input)
     bs = read_bitstream(data)
     stats = DecodeStats()
