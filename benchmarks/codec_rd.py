@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--encode-args", default="", help="extra flags for `tgvc-rt encode` (one string)")
     ap.add_argument("--decode-args", default="", help="extra flags for `tgvc-rt decode` (one string)")
     ap.add_argument("--report-only", nargs="+", default=None,
-                    help="re-render codec_rd.md/png (and merged codec_rd.json) from these JSONs and stop")
+                    help="re-render <stem>.md/png from one JSON, or merge several into codec_rd.* and stop")
     ap.add_argument("--out", default="benchmarks/results")
     ap.add_argument("--resume", action="store_true", help="reuse error-free records of <out>/codec_rd.json")
     args = ap.parse_args(argv)
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             "environment": parts[0].get("environment", {}), "merged_from": args.report_only,
             "records": [r for p in parts for r in p["records"]]}
         result["records"].sort(key=lambda r: (r["clip"], r["target_bpp"], r["codec"]))
-        write_outputs(result, out_dir)
+        write_outputs(result, out_dir, Path(args.report_only[0]).stem if len(parts) == 1 else "codec_rd")
         print(markdown_table(result["records"]))
         return 0
     cv = CvvdpOptions(python=args.cvvdp_python)
