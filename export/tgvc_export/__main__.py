@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--steps", type=int, default=1000)
     tr.add_argument("--batch", type=int, default=2)
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--max-minutes", type=float, default=0.0, help="stop early after this wall time (0: never)")
     ex = sub.add_parser("export", help="write a model set (ONNX + manifest)")
     ex.add_argument("--set", default="default", help="model set name (UNet config)")
     ex.add_argument("--out", default=None, help="output folder (default: runtime/tgvc_rt/models/<set>)")
@@ -37,7 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "train-unet":
         from .train_unet import TrainConfig, train
 
-        rec = train(TrainConfig(config=args.config, steps=args.steps, batch=args.batch, seed=args.seed))
+        rec = train(TrainConfig(config=args.config, steps=args.steps, batch=args.batch, seed=args.seed,
+                                      max_minutes=args.max_minutes))
         print(json.dumps({k: rec[k] for k in ("config", "params", "steps", "train_minutes", "val_loss")}))
     elif args.command == "export":
         from .modelset import export_model_set

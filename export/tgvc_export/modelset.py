@@ -94,8 +94,14 @@ def export_model_set(set_name: str = "default", out: Path | None = None, checkpo
     shutil.copyfile(WEIGHTS_DIR / "LICENSE-taesd.txt", out / "LICENSE-taesd.txt")
 
     training = {k: v for k, v in record.items() if k not in ("latent_mean", "latent_std", "history")}
-    training["command"] = (f"cd export && python -m tgvc_export train-unet --config {set_name} "
-                           f"--steps {record.get('steps')}" if record.get("steps") else "none (random weights)")
+    tc = record.get("train_config", {})
+    training["command"] = (f"cd export && nice python -m tgvc_export train-unet --config {set_name} "
+                           f"--steps {tc.get('steps', record.get('steps'))} --batch {tc.get('batch', 2)}"
+                           + (f" --max-minutes {tc['max_minutes']:g}" if tc.get("max_minutes") else "")
+                           if record.get("steps") else "none (random weights)")
+    training["warp_proxy"] = ("channels 33..64 trained on lam*degraded(truth) + (1-lam)*crossfade(keyframes): "
+                              "degraded = random shift + smooth displacement field, blur, noise "
+                              "(export/tgvc_export/windows.py); the real warp decoder output was not available")
     training["val_history"] = [{k: round(v, 4) for k, v in h.items()} for h in record.get("history", [])]
     manifest = build_manifest(set_name, models, record["latent_mean"], record["latent_std"], training)
     write_manifest(out, manifest)

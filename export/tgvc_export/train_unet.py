@@ -1,7 +1,8 @@
 """Train the latent interpolation UNet (epsilon prediction, scaled_linear 1000-step schedule).
 
 Seeded and deterministic on one machine (fixed torch/numpy seeds, a fixed number of steps).
-Checkpoints go to ``export/checkpoints/``; the final one holds the EMA weights in float16.
+The final checkpoint ``export/checkpoints/unet_<config>.pt`` (committed, ~5.5 MB) holds the EMA weights
+in float16 and the training record; periodic full checkpoints go to ``export/cache/checkpoints/``.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from .data import TRAIN_CLIPS, VAL_CLIPS
-from .latents import cache_latents, latent_stats, load_latents
+from .latents import CACHE_DIR, cache_latents, latent_stats, load_latents
 from .unet import build_unet, count_params
 from .windows import WindowConfig, make_cond, sample_windows, warp_proxy
 
@@ -34,18 +35,19 @@ def alphas_cumprod(schedule: dict = SCHEDULE) -> np.ndarray:
 @dataclass
 class TrainConfig:
     config: str = "default"  # UNet config name
-    steps: int = 2000  # optimiser steps
+    steps: int = 1000  # optimiser steps
     batch: int = 2  # windows per step
     lr: float = 4e-4  # peak AdamW learning rate (linear warm-up, cosine decay)
-    warmup: int = 100  # warm-up steps
+    warmup: int = 50  # warm-up steps
     weight_decay: float = 0.01
     ema: float = 0.998  # EMA decay of the exported weights
     low_t_prob: float = 0.8  # fraction of timesteps drawn from [0, low_t_max) (warm-start range)
     low_t_max: int = 650  # decoder warm starts at strength ~0.3-0.6 -> t < ~600
     seed: int = 0
-    val_every: int = 250  # steps between validation passes
-    val_windows: int = 24  # fixed validation windows from the held-out clips
+    val_every: int = 200  # steps between validation passes
+    val_windows: int = 16  # fixed validation windows from the held-out clips
     threads: int = 2  # torch intra-op threads
+    max_minutes: float = 0.0  # wall-clock guard on a shared machine (0 = none): stop early, keep the EMA
     windows: WindowConfig = field(default_factory=WindowConfig)
 
 
@@ -128,18 +130,22 @@ def train(cfg: TrainConfig, out_dir: Path = CHECKPOINT_DIR) -> dict:
                 pe.lerp_(pm, 1 - decay)
         run = loss.item() if run is None else 0.98 * run + 0.02 * loss.item()
         bar.set_postfix(loss=f"{run:.4f}")
-        if step % cfg.val_every == 0 or step == cfg.steps:
+        out_of_time = cfg.max_minutes > 0 and (time.time() - start) / 60 > cfg.max_minutes
+        if step % cfg.val_every == 0 or step == cfg.steps or out_of_time:
             v = validate(ema, val)
             history.append({"step": step, "train_loss": run, "val_loss": v,
                             "minutes": (time.time() - start) / 60})
             tqdm.write(json.dumps(history[-1]))
+            (CACHE_DIR / "checkpoints").mkdir(parents=True, exist_ok=True)  # large, git-ignored
             torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "step": step},
-                       out_dir / f"unet_{cfg.config}_last.pt")
-    record = {"config": cfg.config, "params": count_params(model), "steps": cfg.steps,
+                       CACHE_DIR / "checkpoints" / f"unet_{cfg.config}_last.pt")
+        if out_of_time:
+            break
+    record = {"config": cfg.config, "params": count_params(model), "steps": history[-1]["step"],
               "train_minutes": round((time.time() - start) / 60, 1), "val_loss": history[-1]["val_loss"],
               "val_clips": list(VAL_CLIPS), "train_clips": list(TRAIN_CLIPS), "history": history,
               "train_config": asdict(cfg), "latent_mean": mean.tolist(), "latent_std": std.tolist(),
-              "schedule": SCHEDULE, "torch": torch.__version__}
+              "schedule": SCHEDULE, "torch": str(torch.__version__)}
     final = {k: v.half() for k, v in ema.state_dict().items()}
     torch.save({"ema_fp16": final, "record": record}, out_dir / f"unet_{cfg.config}.pt")
     (out_dir / f"unet_{cfg.config}.json").write_text(json.dumps(record, indent=1))
