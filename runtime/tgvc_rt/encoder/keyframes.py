@@ -6,9 +6,11 @@
    their thresholds and the histogram change must also stand out from its neighbourhood
    (``cut_contrast`` x the local median), so fast pans and flashes do not trigger. At a cut
    between frames i-1 and i both become keyframes (no group interpolates across a cut).
-2. Adaptive gaps. Inside each scene we walk from keyframe to keyframe and choose per group between
-   the long gap (``max_gap``) and the short gap (``short_gap`` or max_gap // 2). The cost of a long
-   group is how badly its in-between frames would be predicted from its keyframes: we compute DIS
+2. Adaptive gaps. Each scene gets one gap: the longest of a ladder (``max_gap``, ``short_gap`` or
+   max_gap // 2, then max_gap // 4, never below ``min_gap``) whose median difficulty over the scene
+   stays below the threshold, else the shortest. (Choosing per group was measured worse: with the
+   keyframes coded as one sequence, a mix of long and short gaps costs more than it saves.) The
+   difficulty of a gap is how badly its in-between frames would be predicted from its keyframes: we compute DIS
    optical flow between the two candidate keyframes (small copies), warp the far keyframe back and
    take the residual (grey levels), and add the mean flow magnitude relative to the frame width.
    The long gap is kept when that difficulty is below a threshold that rises as the rate falls
@@ -29,7 +31,7 @@ from tgvc_rt.errors import OptionError
 @dataclass(frozen=True)
 class KeyframeOptions:
     max_gap: int = 15  # frames between keyframes (F = gap + 1 <= 16 fits one decoding window)
-    min_gap: int = 4  # shortest group planned on purpose (scene cuts may force shorter)
+    min_gap: int = 3  # shortest group planned on purpose (scene cuts may force shorter)
     short_gap: int = 0  # gap for hard groups; 0 means max_gap // 2
     adaptive_gap: bool = True  # False: always max_gap
     scene_cut_threshold: float = 0.35  # histogram change (0..1) a cut needs
@@ -37,8 +39,12 @@ class KeyframeOptions:
     cut_contrast: float = 2.5  # histogram change must exceed this x the median of its neighbours
     cut_window: int = 5  # neighbours on each side for that median
     analysis_width: int = 96  # width of the small copies used for all measures
-    difficulty_threshold: float = 12.0  # long gap if difficulty below this (at ref_bpp); rough:
-    # on the test clips difficulty is ~6-9 for flower (smooth pan), 7-20 carphone, 13-26 foreman
+    difficulty_threshold: float = 18.0  # longest gap whose difficulty is below this (at ref_bpp).
+    # Median difficulty at gaps 15/7/3: bikes 34/22/15, mobile 25/17/11, webcamtalk 23/13/9,
+    # foreman 19/16/9, carphone 11/7/4, flower 7/6/3. With keyframes as one AV1 sequence, the best
+    # fixed max gap by ColorVideoVDP at 0.005 bpp was 3 for bikes (5.17 vs 4.91 at 7, 3.57 at 15),
+    # 7 for foreman (6.54; 6.41 at 3, 6.21 at 15) and webcamtalk (6.04), 15 for mobile (3.98 vs 3.90);
+    # 18 reproduces those choices.
     motion_weight: float = 100.0  # difficulty += weight * mean |flow| / frame width
     ref_bpp: float = 0.005  # rate at which difficulty_threshold applies
     rate_exponent: float = 0.5  # threshold scales with (ref_bpp / bpp) ** exponent
@@ -98,6 +104,18 @@ def group_difficulty(small_grey_a: np.ndarray, small_grey_b: np.ndarray, options
     return residual + options.motion_weight * motion
 
 
+def scene_gap(grey: np.ndarray, start: int, end: int, ladder: list[int], threshold: float,
+              options: KeyframeOptions) -> int:
+    """The longest gap of ``ladder`` (descending) whose median difficulty over the scene
+    start..end is at most ``threshold``; the shortest when none is."""
+    for gap in ladder[:-1]:
+        probes = range(start, max(start + 1, end - gap + 1), max(1, gap // 2))
+        scores = [group_difficulty(grey[k], grey[min(k + gap, end)], options) for k in probes]
+        if np.median(scores) <= threshold:
+            return gap
+    return ladder[-1]
+
+
 def _split_evenly(start: int, end: int, gap: int) -> list[int]:
     """Keyframes strictly inside (start, end) splitting it into equal groups of at most ``gap``."""
     parts = -(-(end - start) // gap)
@@ -118,6 +136,8 @@ def plan_keyframes(frames: np.ndarray, options: KeyframeOptions = KeyframeOption
     small = _small_copies(frames, options.analysis_width)
     grey = np.stack([cv2.cvtColor(s, cv2.COLOR_RGB2GRAY) for s in small])
     short = options.short_gap or max(options.min_gap, options.max_gap // 2)
+    ladder = sorted({options.max_gap, short, max(options.min_gap, min(short, options.max_gap // 4))},
+                    reverse=True)
     threshold = options.difficulty_threshold
     if bpp is not None:
         if bpp <= 0:
@@ -125,14 +145,10 @@ def plan_keyframes(frames: np.ndarray, options: KeyframeOptions = KeyframeOption
         threshold *= (options.ref_bpp / bpp) ** options.rate_exponent
     keys = set(bounds)
     for s, e in zip(bounds[:-1], bounds[1:]):
+        gap = scene_gap(grey, s, e, ladder, threshold, options) if options.adaptive_gap else options.max_gap
         k = s
         while e - k > 0:
             remaining = e - k
-            gap = options.max_gap
-            if options.adaptive_gap and remaining > short:
-                probe = min(k + options.max_gap, e)
-                if group_difficulty(grey[k], grey[probe], options) > threshold:
-                    gap = short
             if remaining <= gap:
                 keys.update(_split_evenly(k, e, gap))
                 break
