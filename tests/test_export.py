@@ -37,6 +37,18 @@ def test_unet_any_shape(frames, h, w):
     assert eps.shape == (2, frames, 32, h, w)
 
 
+def test_untrained_default_unet_returns_the_warp_latents():
+    from tgvc_export.schedule import alphas_cumprod
+
+    net = build_unet("default").eval()  # warp_residual: x0 = warp + residual (zero at init)
+    sample, cond = torch.randn(1, 4, 32, 5, 6), torch.randn(1, 4, 65, 5, 6)
+    a = float(alphas_cumprod()[300])
+    with torch.no_grad():
+        eps = net(sample, torch.tensor([300.0]), cond)
+    x0 = (sample - (1 - a) ** 0.5 * eps) / a ** 0.5
+    assert torch.allclose(x0, cond[:, :, 33:], atol=1e-4)
+
+
 def test_vae_decoder_export_fp32(tmp_path):
     from tgvc_export.export_onnx import ExportSpec, export, max_abs_error
     from tgvc_export.taef2 import Decoder, DecoderWrapper

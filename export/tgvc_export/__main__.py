@@ -1,4 +1,4 @@
-"""``python -m tgvc_export <command>`` (run from export/): cache-latents, train-unet, export, time, roundtrip."""
+"""``python -m tgvc_export <command>`` (run from export/): cache-latents, train-unet, export, time, eval-refine, roundtrip."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +15,8 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--steps", type=int, default=1000)
     tr.add_argument("--batch", type=int, default=2)
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--warp-residual", action="store_true", help="UNet predicts x0 - warp latents")
+    tr.add_argument("--min-snr", type=float, default=0.0, help="min-SNR-gamma loss weighting (0: off)")
     tr.add_argument("--max-minutes", type=float, default=0.0, help="stop early after this wall time (0: never)")
     ex = sub.add_parser("export", help="write a model set (ONNX + manifest)")
     ex.add_argument("--set", default="default", help="model set name (UNet config)")
@@ -27,6 +29,9 @@ def main(argv: list[str] | None = None) -> None:
     tm.add_argument("--width", type=int, default=352)
     tm.add_argument("--height", type=int, default=288)
     tm.add_argument("--reps", type=int, default=3)
+    ev = sub.add_parser("eval-refine", help="warm-started DDIM vs the warp proxy on held-out clips")
+    ev.add_argument("--strength", type=float, default=0.4)
+    ev.add_argument("--steps", type=int, default=6)
     rt = sub.add_parser("roundtrip", help="TAEF2 encode->decode PSNR-Y on the shared clips")
     rt.add_argument("--frames", type=int, default=4)
     args = parser.parse_args(argv)
@@ -39,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
         from .train_unet import TrainConfig, train
 
         rec = train(TrainConfig(config=args.config, steps=args.steps, batch=args.batch, seed=args.seed,
-                                      max_minutes=args.max_minutes))
+                                      max_minutes=args.max_minutes, warp_residual=args.warp_residual,
+                                      min_snr=args.min_snr))
         print(json.dumps({k: rec[k] for k in ("config", "params", "steps", "train_minutes", "val_loss")}))
     elif args.command == "export":
         from .modelset import export_model_set
@@ -53,6 +59,10 @@ def main(argv: list[str] | None = None) -> None:
         from .timing import time_model_set
 
         print(json.dumps(time_model_set(default_out(args.set), args.width, args.height, reps=args.reps), indent=1))
+    elif args.command == "eval-refine":
+        from .evaluate import evaluate_refinement
+
+        print(json.dumps(evaluate_refinement(strength=args.strength, steps=args.steps), indent=1))
     elif args.command == "roundtrip":
         from .roundtrip import roundtrip_psnr
 

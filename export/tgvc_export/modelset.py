@@ -85,7 +85,8 @@ def export_model_set(set_name: str = "default", out: Path | None = None, checkpo
     external = params > EXTERNAL_DATA_PARAMS
     spec = unet_spec(unet) if not external else unet_spec(unet, frames=3, h=8, w=8)
     models["unet"] = _export_one(spec, out, fp16 and not external, licence=OWN_LICENCE,
-                                 external=external, extra={"params": params, "config": set_name})
+                                 external=external, extra={"params": params, "config": set_name,
+                                        "warp_residual": bool(unet.cfg.warp_residual)})
 
     tracker_path = export_tracker(out / "tracker.onnx")
     models["tracker"] = model_entry("tracker", out, "tracker.onnx", "fp32", OWN_LICENCE,
@@ -97,6 +98,8 @@ def export_model_set(set_name: str = "default", out: Path | None = None, checkpo
     tc = record.get("train_config", {})
     training["command"] = (f"cd export && nice python -m tgvc_export train-unet --config {set_name} "
                            f"--steps {tc.get('steps', record.get('steps'))} --batch {tc.get('batch', 2)}"
+                           + (" --warp-residual" if tc.get("warp_residual") else "")
+                           + (f" --min-snr {tc['min_snr']:g}" if tc.get("min_snr") else "")
                            + (f" --max-minutes {tc['max_minutes']:g}" if tc.get("max_minutes") else "")
                            if record.get("steps") else "none (random weights)")
     training["warp_proxy"] = ("channels 33..64 trained on lam*degraded(truth) + (1-lam)*crossfade(keyframes): "

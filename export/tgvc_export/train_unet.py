@@ -17,19 +17,11 @@ from tqdm import tqdm
 
 from .data import TRAIN_CLIPS, VAL_CLIPS
 from .latents import CACHE_DIR, cache_latents, latent_stats, load_latents
+from .schedule import SCHEDULE, alphas_cumprod
 from .unet import build_unet, count_params
 from .windows import WindowConfig, make_cond, sample_windows, warp_proxy
 
 CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
-SCHEDULE = {"type": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012,
-            "num_train_timesteps": 1000, "prediction": "epsilon"}
-
-
-def alphas_cumprod(schedule: dict = SCHEDULE) -> np.ndarray:
-    """abar_t, t = 0..T-1, of the scaled_linear schedule (betas linear in sqrt space)."""
-    betas = np.linspace(schedule["beta_start"] ** 0.5, schedule["beta_end"] ** 0.5,
-                        schedule["num_train_timesteps"], dtype=np.float64) ** 2
-    return np.cumprod(1.0 - betas)
 
 
 @dataclass
@@ -47,6 +39,8 @@ class TrainConfig:
     val_every: int = 200  # steps between validation passes
     val_windows: int = 16  # fixed validation windows from the held-out clips
     threads: int = 2  # torch intra-op threads
+    warp_residual: bool = False  # UNet predicts x0 - warp (see unet.UNetConfig.warp_residual)
+    min_snr: float = 0.0  # > 0: min-SNR-gamma loss weight min(SNR, gamma) / SNR on the eps MSE
     max_minutes: float = 0.0  # wall-clock guard on a shared machine (0 = none): stop early, keep the EMA
     windows: WindowConfig = field(default_factory=WindowConfig)
 
@@ -56,6 +50,14 @@ def sample_timesteps(g: torch.Generator, n: int, cfg: TrainConfig) -> torch.Tens
     t_low = torch.randint(0, cfg.low_t_max, (n,), generator=g)
     t_all = torch.randint(0, 1000, (n,), generator=g)
     return torch.where(low, t_low, t_all)
+
+
+def snr_weight(a: torch.Tensor, gamma: float) -> torch.Tensor:
+    """min(SNR, gamma) / SNR per item (1 when gamma <= 0), SNR = abar / (1 - abar)."""
+    if gamma <= 0:
+        return torch.ones_like(a)
+    snr = a / (1 - a)
+    return snr.clamp(max=gamma) / snr
 
 
 def diffusion_batch(x0: torch.Tensor, g: torch.Generator, cfg: TrainConfig, abar: torch.Tensor):
@@ -83,9 +85,11 @@ def validation_set(latents: dict[str, np.ndarray], cfg: TrainConfig, abar: torch
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, batches) -> float:
+def validate(model: torch.nn.Module, batches, abar: torch.Tensor, min_snr: float = 0.0) -> float:
+    """Mean (min-SNR weighted, as in training) eps MSE over the fixed validation batches."""
     model.eval()
-    losses = [torch.mean((model(s, t, c) - e) ** 2).item() for s, t, c, e in batches]
+    losses = [torch.mean(torch.mean((model(s, t, c) - e) ** 2, dim=(1, 2, 3, 4)) *
+                         snr_weight(abar[t.long()], min_snr)).item() for s, t, c, e in batches]
     model.train()
     return float(np.mean(losses))
 
@@ -104,8 +108,8 @@ def train(cfg: TrainConfig, out_dir: Path = CHECKPOINT_DIR) -> dict:
     val = validation_set(norm, cfg, abar)
     train_clips = [norm[c] for c in TRAIN_CLIPS]
 
-    model = build_unet(cfg.config).train()
-    ema = build_unet(cfg.config).eval()
+    model = build_unet(cfg.config, warp_residual=cfg.warp_residual).train()
+    ema = build_unet(cfg.config, warp_residual=cfg.warp_residual).eval()
     ema.load_state_dict(model.state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup) * 0.5 * (
@@ -118,7 +122,8 @@ def train(cfg: TrainConfig, out_dir: Path = CHECKPOINT_DIR) -> dict:
     for step in bar:
         x0 = torch.from_numpy(sample_windows(rng, train_clips, cfg.batch, cfg.windows))
         sample, t, cond, eps = diffusion_batch(x0, g, cfg, abar)
-        loss = torch.mean((model(sample, t, cond) - eps) ** 2)
+        per_item = torch.mean((model(sample, t, cond) - eps) ** 2, dim=(1, 2, 3, 4))
+        loss = torch.mean(per_item * snr_weight(abar[t.long()], cfg.min_snr))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -132,7 +137,7 @@ def train(cfg: TrainConfig, out_dir: Path = CHECKPOINT_DIR) -> dict:
         bar.set_postfix(loss=f"{run:.4f}")
         out_of_time = cfg.max_minutes > 0 and (time.time() - start) / 60 > cfg.max_minutes
         if step % cfg.val_every == 0 or step == cfg.steps or out_of_time:
-            v = validate(ema, val)
+            v = validate(ema, val, abar, cfg.min_snr)
             history.append({"step": step, "train_loss": run, "val_loss": v,
                             "minutes": (time.time() - start) / 60})
             tqdm.write(json.dumps(history[-1]))
@@ -145,7 +150,7 @@ def train(cfg: TrainConfig, out_dir: Path = CHECKPOINT_DIR) -> dict:
               "train_minutes": round((time.time() - start) / 60, 1), "val_loss": history[-1]["val_loss"],
               "val_clips": list(VAL_CLIPS), "train_clips": list(TRAIN_CLIPS), "history": history,
               "train_config": asdict(cfg), "latent_mean": mean.tolist(), "latent_std": std.tolist(),
-              "schedule": SCHEDULE, "torch": str(torch.__version__)}
+              "schedule": SCHEDULE, "torch": str(torch.__version__), "warp_residual": cfg.warp_residual}
     final = {k: v.half() for k, v in ema.state_dict().items()}
     torch.save({"ema_fp16": final, "record": record}, out_dir / f"unet_{cfg.config}.pt")
     (out_dir / f"unet_{cfg.config}.json").write_text(json.dumps(record, indent=1))
@@ -155,6 +160,6 @@ def train(cfg: TrainConfig, out_dir: Path = CHECKPOINT_DIR) -> dict:
 def load_trained(path: Path) -> tuple[torch.nn.Module, dict]:
     """(UNet with the final EMA weights in float32, training record) from a final checkpoint."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    model = build_unet(ckpt["record"]["config"])
+    model = build_unet(ckpt["record"]["config"], warp_residual=ckpt["record"].get("warp_residual", False))
     model.load_state_dict({k: v.float() for k, v in ckpt["ema_fp16"].items()}, strict=True)
     return model.eval(), ckpt["record"]

@@ -13,11 +13,13 @@ conv downsampling and nearest upsampling. Any F >= 1 and any h, w work: the inpu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .schedule import alphas_cumprod
 
 
 @dataclass(frozen=True)
@@ -31,11 +33,14 @@ class UNetConfig:
     temb_dim: int = 128  # timestep / frame-position embedding width
     groups: int = 8  # GroupNorm groups
     mid_attn: bool = True  # attention in the middle block
+    # True: the network predicts a residual r in x0 space, x0 = warp latents (cond 33..64) + r, and
+    # eps = (sample - sqrt(abar_t) x0) / sqrt(1 - abar_t); at initialisation x0 = warp exactly.
+    warp_residual: bool = False
 
 
 CONFIGS: dict[str, UNetConfig] = {
     # ~2.7 M params (~0.26 s per [1,16,32,36,44] call, ORT, 2 threads): fast enough for a 2-core CPU decode (see export/README.md for timings).
-    "default": UNetConfig(),
+    "default": UNetConfig(warp_residual=True),
     # ~380 M params, for GPUs only; exported with ONNX external data, never trained here.
     "large": UNetConfig(channels=(320, 640, 1280), blocks_per_level=2, attn_levels=(1, 2),
                         head_dim=64, temb_dim=1280, groups=32),
@@ -172,6 +177,10 @@ class VideoUNet(nn.Module):
                 c = ch[lvl - 1]
         self.norm_out = nn.GroupNorm(cfg.groups, c)
         self.conv_out = zero_(nn.Conv2d(c, cfg.latent_channels, 3, padding=1))
+        if cfg.warp_residual:
+            abar = torch.from_numpy(alphas_cumprod()).float()
+            self.register_buffer("sqrt_abar", abar.sqrt(), persistent=False)
+            self.register_buffer("sqrt_1m_abar", (1 - abar).sqrt(), persistent=False)
 
     def embedding(self, timestep: torch.Tensor, frames: int) -> torch.Tensor:
         """[B] timesteps -> [B*F, temb]: timestep embedding + frame position f/(F-1) embedding."""
@@ -206,14 +215,21 @@ class VideoUNet(nn.Module):
             if i < len(self.upsample):
                 x = self.upsample[i](F.interpolate(x, scale_factor=2.0, mode="nearest"))
         x = self.conv_out(F.silu(self.norm_out(x)))
-        return x[:, :, :h, :w].reshape(b, frames, c, h, w)
+        out = x[:, :, :h, :w].reshape(b, frames, c, h, w)
+        if not self.cfg.warp_residual:
+            return out
+        idx = timestep.round().long().clamp(0, self.sqrt_abar.shape[0] - 1)
+        sa = self.sqrt_abar[idx].view(b, 1, 1, 1, 1).to(out.dtype)
+        s1 = self.sqrt_1m_abar[idx].view(b, 1, 1, 1, 1).to(out.dtype)
+        x0 = cond[:, :, c + 1:] + out
+        return (sample - sa * x0) / s1
 
 
-def build_unet(config: str = "default") -> VideoUNet:
+def build_unet(config: str = "default", **overrides) -> VideoUNet:
     """The latent video interpolation UNet of the named config ('default' or 'large')."""
     if config not in CONFIGS:
         raise ValueError(f"unknown UNet config {config!r}; choose from {sorted(CONFIGS)}")
-    return VideoUNet(CONFIGS[config])
+    return VideoUNet(replace(CONFIGS[config], **overrides))
 
 
 def count_params(model: nn.Module) -> int:
