@@ -39,7 +39,7 @@ class UNetConfig:
 
 
 CONFIGS: dict[str, UNetConfig] = {
-    # ~2.7 M params (~0.26 s per [1,16,32,36,44] call, ORT, 2 threads): fast enough for a 2-core CPU decode (see export/README.md for timings).
+    # ~2.7 M params (0.12-0.30 s per [1,16,32,36,44] call, ORT, 2 threads): fast enough for a 2-core CPU decode (see export/README.md for timings).
     "default": UNetConfig(warp_residual=True),
     # ~380 M params, for GPUs only; exported with ONNX external data, never trained here.
     "large": UNetConfig(channels=(320, 640, 1280), blocks_per_level=2, attn_levels=(1, 2),
