@@ -108,3 +108,16 @@ def test_no_output_when_no_tty(encoded, tmp_path):
     proc = run("decode", encoded, "-o", tmp_path / "a.y4m", "-q", check=0)
     assert proc.stdout == "" and proc.stderr == ""
     assert np.isfinite(read_video(tmp_path / "a.y4m").frames.mean())
+
+
+def test_info_models():
+    out = run("info", "--models", "default", check=0).stdout
+    assert "vae_encoder" in out and "unet" in out and "hash" in out
+
+
+def test_onnx_tracker_and_bench(tmp_path, sample_clip):
+    out = tmp_path / "o.tgv"
+    run("encode", sample_clip, "-o", out, "--frames", "12", "--tracker", "onnx", "-q", check=0)
+    assert out.stat().st_size > 0
+    text = run("bench", sample_clip, "--frames", "8", "--repeat", "1", "--json", tmp_path / "b.json", check=0).stdout
+    assert "encode" in text and "decode" in text and (tmp_path / "b.json").is_file()

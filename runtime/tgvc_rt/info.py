@@ -39,4 +39,11 @@ def describe_stream(path: Path) -> str:
 def describe_models(name: str) -> str:
     from .models import describe_model_set
 
-    return describe_model_set(name)
+    d = describe_model_set(name)
+    sched = d["schedule"]
+    lines = [f"model set {d['name']}  hash {d['hash']}  ({d['path']})",
+             f"  latent channels {d['latent_channels']}, schedule {sched['type']} "
+             f"({sched['num_train_timesteps']} steps, {sched['prediction']})"]
+    for key, m in d["models"].items():
+        lines.append(f"  {key:<12s} {m['file']:<22s} {m['precision']:<5s} {m['bytes'] / 1e6:6.2f} MB  {m['licence']}")
+    return "\n".join(lines)

@@ -177,7 +177,25 @@ def _track_lk(gray: np.ndarray, options: TrackingOptions) -> list[tuple[np.ndarr
     return passes
 
 
-TRACKERS = {"dis": _track_dis, "lk": _track_lk}
+def _track_onnx(gray: np.ndarray, options: TrackingOptions) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The model set's ONNX tracker (pyramidal LK in a graph), forward and on the reversed clip."""
+    from .tracker_onnx import track_points_onnx
+
+    f, height, width = gray.shape
+    rgb = np.repeat(gray[..., None], 3, axis=-1)  # the tracker takes RGB and converts to grey itself
+    queries = grid_queries(width, height, options.grid_step)
+    passes = [track_points_onnx(rgb, queries)]
+    if options.reverse and f > 1:
+        start = queries
+        if options.reverse_only_uncovered:
+            xy, vis = passes[0]
+            start = queries[_uncovered(queries, xy[vis[:, -1], -1], (width, height), options.grid_step)]
+        rxy, rvis = track_points_onnx(rgb[::-1], start)
+        passes.append((rxy[:, ::-1], rvis[:, ::-1]))
+    return passes
+
+
+TRACKERS = {"dis": _track_dis, "lk": _track_lk, "onnx": _track_onnx}
 """Tracker name -> ``fn(gray [F, H, W] uint8, options) -> list of (xy [N, F, 2], vis [N, F])``."""
 
 
