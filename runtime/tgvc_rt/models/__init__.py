@@ -68,12 +68,13 @@ def read_manifest(folder: Path) -> dict:
 
 def verify_model_set(folder: Path, manifest: dict) -> None:
     """Every listed file exists and matches its sha256 (ModelSetError otherwise)."""
-    for key, entry in manifest["models"].items():
-        f = folder / entry.get("file", "")
-        if not f.is_file():
-            raise ModelSetError(f"model set {folder.name}: {key} file {f.name!r} is missing")
-        if _sha256_file(f) != str(entry.get("sha256", "")).lower():
-            raise ModelSetError(f"model set {folder.name}: {f.name} does not match its sha256 in {MANIFEST}")
+    for key, model in manifest["models"].items():
+        for entry in [model, *model.get("variants", {}).values()]:
+            f = folder / entry.get("file", "")
+            if not f.is_file():
+                raise ModelSetError(f"model set {folder.name}: {key} file {f.name!r} is missing")
+            if _sha256_file(f) != str(entry.get("sha256", "")).lower():
+                raise ModelSetError(f"model set {folder.name}: {f.name} does not match its sha256 in {MANIFEST}")
 
 
 @dataclass
@@ -84,6 +85,7 @@ class ModelSet:
     manifest: dict
     device: str = "cpu"
     threads: int | None = None
+    precision: str = "auto"   # fp32 | fp16 | auto (fp16 variants on GPUs where the set has them)
     _sessions: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -109,15 +111,23 @@ class ModelSet:
     def has(self, key: str) -> bool:
         return key in self.manifest["models"]
 
+    def model_path(self, key: str, precision: str | None = None) -> Path:
+        """File of model ``key`` in ``precision`` (fp32/fp16/auto); falls back to the main file."""
+        if not self.has(key):
+            raise ModelSetError(f"model set {self.name} has no {key} model")
+        precision = precision or self.precision
+        if precision == "auto":
+            precision = "fp32" if self.device == "cpu" else "fp16"
+        entry = self.manifest["models"][key]
+        variant = entry.get("variants", {}).get(precision) if entry.get("precision") != precision else None
+        return self.path / (variant or entry)["file"]
+
     def session(self, key: str):
         """The backend session of model ``key`` (opened on first use, then cached)."""
         if key not in self._sessions:
-            if not self.has(key):
-                raise ModelSetError(f"model set {self.name} has no {key} model")
             from tgvc_rt.backends import open_session
 
-            self._sessions[key] = open_session(self.path / self.manifest["models"][key]["file"],
-                                               self.device, self.threads)
+            self._sessions[key] = open_session(self.model_path(key), self.device, self.threads)
         return self._sessions[key]
 
     def alphas_cumprod(self) -> np.ndarray:
