@@ -24,9 +24,11 @@ DEFAULT_CACHE = Path(os.environ.get("TGVC_CACHE", Path.home() / ".cache" / "tgvc
 BUILTIN_PROFILES = {
     "vae_encoder": {"image": [[1, 3, 64, 64], [16, 3, "H", "W"], [16, 3, "H", "W"]]},
     "vae_decoder": {"latent": [[1, 32, 8, 8], [16, 32, "h", "w"], [16, 32, "h", "w"]]},
-    "unet": {"sample": [[1, 2, 32, 8, 8], [1, 16, 32, "h", "w"], [1, 16, 32, "h", "w"]],
+    # the UNet's engine is built per frame size (TensorRT-RTX 1.7 fails shape inference of its internal
+    # pad/resize with a dynamic size); frames stay dynamic
+    "unet": {"sample": [[1, 2, 32, "h", "w"], [1, 16, 32, "h", "w"], [1, 16, 32, "h", "w"]],
              "timestep": [[1], [1], [1]],
-             "cond": [[1, 2, 65, 8, 8], [1, 16, 65, "h", "w"], [1, 16, 65, "h", "w"]]},
+             "cond": [[1, 2, 65, "h", "w"], [1, 16, 65, "h", "w"], [1, 16, 65, "h", "w"]]},
 }
 
 
@@ -71,7 +73,10 @@ def load_profiles(path: Path | None = None) -> dict:
 def resolve_shapes(rule: list, max_size: tuple[int, int]) -> list[tuple[int, ...]]:
     w, h = max_size
     symbols = {"W": -(-w // 8) * 8, "H": -(-h // 8) * 8, "w": -(-w // 8), "h": -(-h // 8)}
-    return [tuple(symbols[d] if isinstance(d, str) else int(d) for d in shape) for shape in rule]
+    lo, opt, hi = (tuple(symbols[d] if isinstance(d, str) else int(d) for d in shape) for shape in rule)
+    # a small largest size must not fall below the rule's fixed minimum: MIN <= OPT <= MAX
+    lo = tuple(min(a, b) for a, b in zip(lo, hi))
+    return [lo, tuple(min(max(a, b), c) for a, b, c in zip(opt, lo, hi)), hi]
 
 
 @dataclass(frozen=True)
