@@ -1,4 +1,5 @@
-"""``python -m tgvc_export <command>`` (run from export/): cache-latents, train-unet, export, time, eval-refine, roundtrip."""
+"""``python -m tgvc_export <command>`` (run from export/): cache-latents, train-unet, export, time, eval-refine, make-warp-data, finetune-unet,
+eval-warp, roundtrip."""
 from __future__ import annotations
 
 import argparse
@@ -32,6 +33,20 @@ def main(argv: list[str] | None = None) -> None:
     ev = sub.add_parser("eval-refine", help="warm-started DDIM vs the warp proxy on held-out clips")
     ev.add_argument("--strength", type=float, default=0.4)
     ev.add_argument("--steps", type=int, default=6)
+    wd = sub.add_parser("make-warp-data", help="real warp decoder output of the shared clips as TAEF2 latents")
+    wd.add_argument("--bpp", type=float, nargs="+", default=[0.005, 0.01], help="rates of the encodes")
+    wd.add_argument("--force", action="store_true", help="re-make cached files")
+    ft = sub.add_parser("finetune-unet", help="fine-tune the UNet on the real warp decoder data")
+    ft.add_argument("--steps", type=int, default=3000)
+    ft.add_argument("--batch", type=int, default=4)
+    ft.add_argument("--lr", type=float, default=1e-4)
+    ft.add_argument("--max-minutes", type=float, default=0.0, help="stop early after this wall time (0: never)")
+    ft.add_argument("--init", default=None, help="checkpoint to start from (default: checkpoints/unet_default.pt)")
+    ft.add_argument("--out-dir", default=None, help="where unet_default.pt goes (default: export/checkpoints)")
+    ew = sub.add_parser("eval-warp", help="decoder warm-start loop vs the real warp latents on held-out groups")
+    ew.add_argument("--checkpoint", default=None)
+    ew.add_argument("--strength", type=float, nargs="+", default=[0.2, 0.3, 0.4, 0.5])
+    ew.add_argument("--steps", type=int, default=6)
     rt = sub.add_parser("roundtrip", help="TAEF2 encode->decode PSNR-Y on the shared clips")
     rt.add_argument("--frames", type=int, default=4)
     args = parser.parse_args(argv)
@@ -63,6 +78,32 @@ def main(argv: list[str] | None = None) -> None:
         from .evaluate import evaluate_refinement
 
         print(json.dumps(evaluate_refinement(strength=args.strength, steps=args.steps), indent=1))
+    elif args.command == "make-warp-data":
+        from .data import TRAIN_CLIPS, VAL_CLIPS
+        from .warp_data import make_warp_data
+
+        print(json.dumps(make_warp_data(VAL_CLIPS + TRAIN_CLIPS, tuple(args.bpp), force=args.force), indent=1))
+    elif args.command == "finetune-unet":
+        from .train_warp import FinetuneConfig, finetune
+        from .train_unet import CHECKPOINT_DIR
+
+        cfg = FinetuneConfig(steps=args.steps, batch=args.batch, lr=args.lr, max_minutes=args.max_minutes,
+                             **({"init": args.init} if args.init else {}))
+        rec = finetune(cfg, Path(args.out_dir) if args.out_dir else CHECKPOINT_DIR)
+        print(json.dumps({k: rec[k] for k in ("steps", "train_minutes", "val_refine_mse")}))
+    elif args.command == "eval-warp":
+        import numpy as np
+
+        from .data import VAL_CLIPS
+        from .eval_warp import evaluate_groups
+        from .group_windows import build_pool
+        from .train_unet import CHECKPOINT_DIR, load_trained
+        from .warp_data import load_warp_data
+
+        model, rec = load_trained(Path(args.checkpoint) if args.checkpoint else CHECKPOINT_DIR / "unet_default.pt")
+        pool = build_pool(load_warp_data(VAL_CLIPS), np.asarray(rec["latent_mean"], np.float32),
+                          np.asarray(rec["latent_std"], np.float32))
+        print(json.dumps({"groups": len(pool.groups), **evaluate_groups(model, pool, tuple(args.strength), args.steps)}))
     elif args.command == "roundtrip":
         from .roundtrip import roundtrip_psnr
 

@@ -1,0 +1,139 @@
+"""Fine-tune the UNet on the real warp decoder's output (warp_data.py, group_windows.py).
+
+Starts from a trained checkpoint (``export/checkpoints/unet_default.pt``) and keeps its latent
+statistics (they are the manifest's), its epsilon prediction and warp-residual parameterisation.
+
+Each step: ``batch`` real groups (same F), cond from the decoded keyframe and warp latents, target
+x0 = the true latents. The noisy sample is built as the decoder builds it: the *warp* latents
+noised to t (``warp_start_prob`` of the windows; the first DDIM step of a warm start sees exactly
+this), otherwise a blend ``lam * truth + (1 - lam) * warp`` (lam ~ U(0, 1), the later steps of the
+loop, whose x0 estimate has moved towards the truth), noised with eps. The eps target is the one
+that maps the sample to the true x0: ``(sample - sqrt(abar) x0) / sqrt(1 - abar)``. Loss:
+min-SNR-gamma weighted eps MSE over the in-between frames (keyframes are passed through by the
+decoder). Timesteps: ``low_t_prob`` uniform in [0, low_t_max) (warm starts at strength 0.2-0.6),
+else uniform in [0, 1000).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .data import TRAIN_CLIPS, VAL_CLIPS
+from .eval_warp import evaluate_groups
+from .group_windows import GroupWindowConfig, build_pool, sample_group_windows
+from .latents import CACHE_DIR
+from .schedule import alphas_cumprod
+from .train_unet import CHECKPOINT_DIR, load_trained, snr_weight
+from .unet import count_params
+from .warp_data import RATES, load_warp_data
+from .windows import make_cond
+
+
+@dataclass
+class FinetuneConfig:
+    init: str = str(CHECKPOINT_DIR / "unet_default.pt")  # checkpoint to start from
+    steps: int = 3000  # optimiser steps
+    batch: int = 4  # groups per step
+    lr: float = 1e-4  # peak AdamW learning rate (linear warm-up, cosine decay)
+    warmup: int = 50
+    weight_decay: float = 0.01
+    ema: float = 0.995  # EMA decay of the exported weights
+    low_t_prob: float = 0.9  # fraction of timesteps drawn from [0, low_t_max)
+    low_t_max: int = 600  # decoder warm starts at strength 0.2-0.6 -> t < 600
+    warp_start_prob: float = 0.5  # windows whose clean base is the warp itself (else a blend)
+    min_snr: float = 5.0  # min-SNR-gamma weighting (0 = plain eps MSE)
+    seed: int = 0
+    val_every: int = 0  # steps between validation passes (decoder loop at val_strength; 0 = only at the end)
+    val_strength: float = 0.4
+    threads: int = 2
+    max_minutes: float = 0.0  # wall-clock guard (0 = none): stop early, keep the EMA
+    rates: tuple[float, ...] = RATES
+    windows: GroupWindowConfig = field(default_factory=GroupWindowConfig)
+
+
+def finetune_batch(truth: torch.Tensor, dec: torch.Tensor, g: torch.Generator, cfg: FinetuneConfig,
+                   abar: torch.Tensor):
+    """(sample, timestep, cond, eps target) for windows [B, F, C, h, w] (see module doc)."""
+    b = truth.shape[0]
+    low = torch.rand(b, generator=g) < cfg.low_t_prob
+    t = torch.where(low, torch.randint(0, cfg.low_t_max, (b,), generator=g),
+                    torch.randint(0, 1000, (b,), generator=g))
+    lam = torch.rand(b, generator=g)
+    lam = torch.where(torch.rand(b, generator=g) < cfg.warp_start_prob, torch.zeros(b), lam)
+    lam = lam.view(b, 1, 1, 1, 1)
+    x0 = truth.clone()
+    x0[:, 0], x0[:, -1] = dec[:, 0], dec[:, -1]  # the decoder keeps its decoded keyframes
+    base = lam * x0 + (1 - lam) * dec
+    a = abar[t].view(b, 1, 1, 1, 1)
+    sample = a.sqrt() * base + (1 - a).sqrt() * torch.randn(truth.shape, generator=g)
+    eps = (sample - a.sqrt() * x0) / (1 - a).sqrt()
+    return sample, t.float(), make_cond(dec, dec), eps
+
+
+def finetune(cfg: FinetuneConfig, out_dir: Path = CHECKPOINT_DIR, name: str = "default") -> dict:
+    """Fine-tune; writes out_dir/unet_<name>.pt (+ .json) and returns the record."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    model, base_record = load_trained(Path(cfg.init))
+    model.train()
+    ema = load_trained(Path(cfg.init))[0].eval()
+    mean = np.asarray(base_record["latent_mean"], np.float32)
+    std = np.asarray(base_record["latent_std"], np.float32)
+    train_pool = build_pool(load_warp_data(TRAIN_CLIPS, cfg.rates), mean, std, cfg.windows)
+    val_pool = build_pool(load_warp_data(VAL_CLIPS, cfg.rates), mean, std, cfg.windows)
+    abar = torch.from_numpy(alphas_cumprod()).float()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup) * 0.5 * (
+        1 + np.cos(np.pi * min(s, cfg.steps) / cfg.steps)))
+    rng = np.random.default_rng(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    start = time.time()
+    history: list[dict] = []
+    run = None
+    for step in tqdm(range(1, cfg.steps + 1), desc="finetune", mininterval=10):
+        truth, dec = (torch.from_numpy(a) for a in sample_group_windows(rng, train_pool, cfg.batch, cfg.windows))
+        sample, t, cond, eps = finetune_batch(truth, dec, g, cfg, abar)
+        err = (model(sample, t, cond) - eps)[:, 1:-1]
+        loss = torch.mean(torch.mean(err ** 2, dim=(1, 2, 3, 4)) * snr_weight(abar[t.long()], cfg.min_snr))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            decay = min(cfg.ema, (1 + step) / (10 + step))
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1 - decay)
+        run = loss.item() if run is None else 0.98 * run + 0.02 * loss.item()
+        out_of_time = cfg.max_minutes > 0 and (time.time() - start) / 60 > cfg.max_minutes
+        if step % 100 == 0 or step == cfg.steps or out_of_time:
+            val = (evaluate_groups(ema, val_pool, (cfg.val_strength,))
+                   if cfg.val_every and (step % cfg.val_every == 0 or step == cfg.steps) else {})
+            history.append({"step": step, "train_loss": round(run, 4), "minutes": round((time.time() - start) / 60, 1),
+                            **val})
+            tqdm.write(json.dumps(history[-1]))
+            (CACHE_DIR / "checkpoints").mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "step": step},
+                       CACHE_DIR / "checkpoints" / f"unet_{name}_finetune_last.pt")
+        if out_of_time:
+            break
+    train_minutes = round((time.time() - start) / 60, 1)
+    final_val = evaluate_groups(ema, val_pool)
+    record = {**base_record, "steps": history[-1]["step"], "train_minutes": train_minutes,
+              "val_loss": final_val[min((k for k in final_val if k != "warp"), key=final_val.get)],
+              "val_refine_mse": final_val, "history": history, "finetune_config": asdict(cfg),
+              "base": {k: base_record.get(k) for k in ("steps", "train_minutes", "val_loss", "train_config")},
+              "data": "real warp decoder output (export/tgvc_export/warp_data.py), rates " +
+                      ", ".join(f"{r:g}" for r in cfg.rates) + " bpp",
+              "params": count_params(model), "torch": str(torch.__version__)}
+    final = {k: v.half() for k, v in ema.state_dict().items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save({"ema_fp16": final, "record": record}, out_dir / f"unet_{name}.pt")
+    (out_dir / f"unet_{name}.json").write_text(json.dumps(record, indent=1))
+    return record

@@ -1,0 +1,99 @@
+"""Real decoder data for the UNet: the warp decoder's frames of the shared clips, as TAEF2 latents.
+
+For every clip and rate, the real codec runs through its Python API (encode with
+``tgvc_rt.encoder.pipeline.encode_video``, parse with ``tgvc_rt.bitstream.read_bitstream``,
+decode with ``tgvc_rt.decoder.pipeline.iter_decoded_frames`` in the default warp mode). The decoded
+frames (keyframes as decoded, in-between frames from the warp decoder) are VAE-encoded with TAEF2
+and cached as ``export/cache/warp_<clip>_<bpp>.npz`` (git-ignored) with
+
+* ``latents`` float32 ``[N, 32, H/8, W/8]`` raw TAEF2 latents of the decoded frames, display order
+  (frame ``g.start`` / ``g.end`` of a group are its decoded keyframes);
+* ``groups`` int64 ``[G, 2]`` the inclusive (start, end) of every keyframe group of the bitstream;
+* ``bytes`` the stream size.
+
+The target (latents of the true frames) is the cache of ``latents.py`` (``latents_<clip>.npy``).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import TRAIN_CLIPS, VAL_CLIPS, VIDEO_DIR
+from .latents import CACHE_DIR, encode_frames, load_latents
+from .taef2 import load_taef2
+
+RATES = (0.005, 0.01)  # bits per pixel of the training encodes
+
+
+@dataclass
+class WarpClip:
+    """One encoded clip: true and decoded raw latents [N, 32, h, w] and its groups [G, 2]."""
+    clip: str
+    bpp: float
+    truth: np.ndarray
+    decoded: np.ndarray
+    groups: np.ndarray
+
+
+def warp_path(clip: str, bpp: float, cache_dir: Path = CACHE_DIR) -> Path:
+    return cache_dir / f"warp_{clip}_{bpp:g}.npz"
+
+
+def decode_warp(clip: str, bpp: float, video_dir: Path = VIDEO_DIR, seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """(decoded RGB uint8 [N, H, W, 3], groups [G, 2], stream bytes) of one clip at ``bpp``."""
+    from tgvc_rt.bitstream import read_bitstream
+    from tgvc_rt.decoder.pipeline import iter_decoded_frames
+    from tgvc_rt.encoder.pipeline import EncodeOptions, encode_video
+    from tgvc_rt.encoder.ratecontrol import RateOptions
+    from tgvc_rt.io import read_video
+
+    video = read_video(video_dir / f"{clip}.y4m")
+    data = encode_video(video, EncodeOptions(rate=RateOptions(bpp=bpp), seed=seed)).data
+    groups = np.array([(g.start, g.end) for g in read_bitstream(data).groups], dtype=np.int64)
+    frames = np.stack(list(iter_decoded_frames(data)))
+    if len(frames) != len(video):
+        raise ValueError(f"{clip}: decoded {len(frames)} frames, the clip has {len(video)}")
+    return frames, groups, len(data)
+
+
+def make_warp_data(clips: tuple[str, ...] = TRAIN_CLIPS + VAL_CLIPS, rates: tuple[float, ...] = RATES,
+                   cache_dir: Path = CACHE_DIR, force: bool = False) -> dict[str, dict]:
+    """Encode/decode/VAE-encode every (clip, rate) not yet cached; returns a summary per file."""
+    torch.set_num_threads(2)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    encoder = load_taef2()[0]
+    summary = {}
+    for clip in clips:
+        for bpp in rates:
+            path = warp_path(clip, bpp, cache_dir)
+            if path.exists() and not force:
+                summary[path.name] = {"cached": True}
+                continue
+            t0 = time.time()
+            frames, groups, nbytes = decode_warp(clip, bpp)
+            t1 = time.time()
+            h, w = frames.shape[1] // 8 * 8, frames.shape[2] // 8 * 8
+            lat = encode_frames(encoder, np.ascontiguousarray(frames[:, :h, :w]))
+            np.savez(path, latents=lat, groups=groups, bytes=nbytes)
+            summary[path.name] = {"frames": len(frames), "groups": len(groups), "bytes": nbytes,
+                                  "codec_s": round(t1 - t0, 1), "vae_s": round(time.time() - t1, 1)}
+            print(path.name, summary[path.name], flush=True)
+    return summary
+
+
+def load_warp_data(clips: tuple[str, ...], rates: tuple[float, ...] = RATES,
+                   cache_dir: Path = CACHE_DIR) -> list[WarpClip]:
+    """Every cached (clip, rate) of ``clips`` with its true latents (missing files are skipped)."""
+    truth = load_latents(clips, cache_dir)
+    out = []
+    for clip in clips:
+        for bpp in rates:
+            path = warp_path(clip, bpp, cache_dir)
+            if path.exists():
+                d = np.load(path)
+                out.append(WarpClip(clip, bpp, truth[clip], d["latents"], d["groups"]))
+    return out
