@@ -102,10 +102,23 @@ def export_model_set(set_name: str = "default", out: Path | None = None, checkpo
                            + (f" --min-snr {tc['min_snr']:g}" if tc.get("min_snr") else "")
                            + (f" --max-minutes {tc['max_minutes']:g}" if tc.get("max_minutes") else "")
                            if record.get("steps") else "none (random weights)")
-    training["warp_proxy"] = ("channels 33..64 trained on lam*degraded(truth) + (1-lam)*crossfade(keyframes): "
-                              "degraded = random shift + smooth displacement field, blur, noise "
-                              "(export/tgvc_export/windows.py); the real warp decoder output was not available")
-    training["val_history"] = [{k: round(v, 4) for k, v in h.items()} for h in record.get("history", [])]
+    if "finetune_config" in record:  # fine-tuned on the real warp decoder output (train_warp.py)
+        fc = record["finetune_config"]
+        base = record.get("base") or {}
+        btc = base.get("train_config") or {}
+        training["base_command"] = (f"cd export && nice python -m tgvc_export train-unet --config {set_name} "
+                                    f"--steps {btc.get('steps')} --batch {btc.get('batch')} --warp-residual "
+                                    f"--min-snr {btc.get('min_snr', 0):g} --max-minutes {btc.get('max_minutes', 0):g}")
+        training["command"] = (f"cd export && nice python -m tgvc_export make-warp-data && nice python -m "
+                               f"tgvc_export finetune-unet --steps {fc['steps']} --batch {fc['batch']} "
+                               f"--lr {fc['lr']:g}" + (f" --max-minutes {fc['max_minutes']:g}" if fc.get("max_minutes") else ""))
+        training["warp_data"] = record["data"]
+        training["val_history"] = record.get("history", [])
+    else:
+        training["warp_proxy"] = ("channels 33..64 trained on lam*degraded(truth) + (1-lam)*crossfade(keyframes): "
+                                  "degraded = random shift + smooth displacement field, blur, noise "
+                                  "(export/tgvc_export/windows.py); the real warp decoder output was not available")
+        training["val_history"] = [{k: round(v, 4) for k, v in h.items()} for h in record.get("history", [])]
     manifest = build_manifest(set_name, models, record["latent_mean"], record["latent_std"], training)
     write_manifest(out, manifest)
     return manifest
