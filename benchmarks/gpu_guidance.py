@@ -4,7 +4,8 @@
 
 Window [F=16, C=32, h=40, w=64] (512x320 video), K = 100/500/2000 tracks. A guidance *step* is
 loss + dL/dx0 (written to a grad buffer) + the in-place latent update z -= step * grad. Kernel
-variants go through tgvc_rt.kernels.launcher on torch's current stream (pointers from torch
+variants go through tgvc_rt.kernels.launcher (eager: ``CudaGuidance.stepper``'s ready launch, the
+per-step path of a sampler loop; ``step_api``: the ``step`` method) on torch's current stream (pointers from torch
 tensors, zero copy): the per-window ``prepare`` is timed once, apart; ``step`` is what runs at
 every sampler step. Baselines: torch autograd of the same loss over grid_sample (eager and
 CUDA-graph replays), either sampling the reference patches every call ("torch_autograd") or with
@@ -203,6 +204,7 @@ def main() -> None:
     kernels = {  # name: (launcher, dtype)
         "fixed_f32": (base, "float32"),
         "fixed_f16": (base, "float16"),
+        "fixed_f32_rowsplit": (opt(defines=("-DTGVC_MAX_SEGMENTS=5",)), "float32"),  # 5 threads per track at small K
         "fixed_f32_minblocks3": (opt(min_blocks=3), "float32"),
         "fixed_f32_block128": (opt(block=128, min_blocks=8), "float32"),
         "fixed_f32_tile20x64": (opt(tile_h=20, tile_w=64), "float32"),
@@ -256,9 +258,19 @@ def main() -> None:
                 prep = cuda_time_ms(lambda: cg.prepare(gref.data_ptr(), tpos.data_ptr(), tvis.data_ptr(), (F_, C_, H_, W_), K,
                                                        dtype=dtype, stream=stream(), plan=dplan), 10, warmup=2)
 
+                # the per-step path a sampler loop with fixed buffers uses: a ready launch (stepper)
+                # (bound to one stream: the CUDA-graph capture, on another stream, goes through step())
+                fast_stream = stream()
+                fast = cg.stepper(dplan, gx0.data_ptr(), grad=grad.data_ptr(), z=z.data_ptr(), loss=loss.data_ptr(),
+                                  stream=fast_stream)
+
                 def run(with_z=True):
+                    s = stream()
+                    if with_z and s == fast_stream:
+                        fast(1e-3)
+                        return
                     cg.step(dplan, gx0.data_ptr(), grad=grad.data_ptr(), z=z.data_ptr() if with_z else 0, step=1e-3,
-                            loss=loss.data_ptr(), stream=stream())
+                            loss=loss.data_ptr(), stream=s)
                 outs = []
                 for _ in range(2):
                     grad.fill_(float("nan"))
@@ -266,6 +278,8 @@ def main() -> None:
                     torch.cuda.synchronize()
                     outs.append((grad.cpu().numpy().copy(), float(loss.item())))
                 timing = timed(run, args.reps)
+                timing["step_api"] = cuda_time_ms(lambda: cg.step(dplan, gx0.data_ptr(), grad=grad.data_ptr(), z=z.data_ptr(),
+                                                                   step=1e-3, loss=loss.data_ptr(), stream=stream()), args.reps)
                 timing.update(grad_rel=rel(outs[0][0], grad64), loss_rel=abs(outs[0][1] - loss64) / loss64,
                               bit_reproducible=bool(np.array_equal(outs[0][0], outs[1][0]) and outs[0][1] == outs[1][1]),
                               prepare_ms=prep["median_ms"], first_prepare_ms=first_prepare_ms)

@@ -254,6 +254,23 @@ def test_emulated_kernel_tiles_edges_fp16_update(emu_exe):
         assert rel(zo.astype(np.float64), z.astype(dtype).astype(np.float64) - step * gr) <= tol
 
 
+def test_emulated_kernel_row_split(tmp_path):
+    """-DTGVC_MAX_SEGMENTS=5: tracks split over 5 threads (one tap row each) give the same numbers."""
+    gxx = shutil.which("g++")
+    if not gxx:
+        pytest.skip("g++ not available")
+    exe = tmp_path / "guidance_emu_rows"
+    r = subprocess.run([gxx, "-std=c++20", "-O1", "-pthread", "-DTGVC_EMU", "-DTGVC_BLOCK=64", "-DTGVC_MAX_SEGMENTS=5",
+                        str(CU.with_name("emu_main.cpp")), "-o", str(exe)], capture_output=True, text=True, timeout=120)
+    if r.returncode and "barrier" in r.stderr:
+        pytest.skip("this g++ has no C++20 <barrier>")
+    assert r.returncode == 0, r.stderr[-3000:]
+    x0, ref, pos, vis = case(13, F=16, C=2, h=13, w=70, K=70, margin=6.0)
+    lr, gr = reference(x0, ref, pos, vis)
+    loss, grad, _ = emulate(exe, x0, ref, pos, vis, tile=(7, 32))
+    assert abs(loss - lr) <= 1e-5 * abs(lr) and rel(grad, gr) <= 1e-5
+
+
 def test_emulated_kernel_generic_floats_deterministic(emu_exe):
     x0, ref, pos, vis = case(30, F=6, C=3, h=10, w=14, K=30, dyadic=False)
     lr, gr = reference(x0, ref, pos, vis)
@@ -335,7 +352,8 @@ def test_kernel_edge_cases(cg):
 def test_kernel_small_tiles_prepared_plan_and_options(cg):
     x0, ref, pos, vis = case(50, h=21, w=30, K=50)
     lr, gr = reference(x0, ref, pos, vis)
-    for opts in (launcher.GuidanceOptions(tile_h=8, tile_w=8), launcher.GuidanceOptions(block=128, min_blocks=2)):
+    for opts in (launcher.GuidanceOptions(tile_h=8, tile_w=8), launcher.GuidanceOptions(block=128, min_blocks=2),
+                 launcher.GuidanceOptions(defines=("-DTGVC_MAX_SEGMENTS=5",))):  # row split at small K
         other = launcher.CudaGuidance(options=opts)
         try:
             loss, grad = other.loss_and_grad(x0, ref, pos, vis)
@@ -348,8 +366,9 @@ def test_kernel_small_tiles_prepared_plan_and_options(cg):
     plan = cg.prepare(bufs[1], bufs[2], bufs[3], x0.shape, pos.shape[0])
     try:
         outs = []
-        for _ in range(3):
-            cg.step(plan, bufs[0], grad=gptr)
+        run = cg.stepper(plan, bufs[0], grad=gptr)  # the ready launch gives the same bits
+        for i in range(4):
+            cg.step(plan, bufs[0], grad=gptr) if i < 3 else run(0.0)
             g, l = np.empty(x0.shape, np.float32), np.empty(1, np.float32)
             cg.api.d2h(g, gptr)
             cg.api.d2h(l, cg.loss_ptr)

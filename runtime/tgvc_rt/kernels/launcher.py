@@ -132,8 +132,8 @@ class CudaGuidance:
         self._fn: dict[str, object] = {}
         self._smem_set: dict[str, int] = {}
         self._plan: DevicePlan | None = None  # reused by guidance()
-        self._step_args: list | None = None
-        self._step_params = None
+        self._step_key = None  # buffers of the last step() call and their ready launch (stepper)
+        self._step_run = None
         self._loss_ptr = self.api.alloc(4)
 
     # -- device-pointer API -------------------------------------------------------------
@@ -183,8 +183,19 @@ class CudaGuidance:
         non-zero, ``z -= step * grad`` on the latent ``z`` (dtype of the plan) if non-zero, the
         normalised loss into ``loss`` (default ``self.loss_ptr``; 0: no loss). ``x0`` has the plan's
         shape and dtype. Returns without synchronising."""
+        key = (id(plan), plan.ptr, plan.K, plan.shape, plan.dtype, x0, grad, z, loss, stream)
+        if key != self._step_key:  # a new buffer set: build its ready launch once
+            self._step_run = self.stepper(plan, x0, grad=grad, z=z, loss=loss, stream=stream)
+            self._step_key = key
+        self._step_run(step)
+
+    def stepper(self, plan: DevicePlan, x0: int, *, grad: int = 0, z: int = 0, loss: int | None = None,
+                stream: int = 0):
+        """A ready launch of ``step`` for fixed buffers: returns ``run(step)``, which only sets the step
+        size and enqueues the kernel (one driver call, no other Python work): the cheapest per-step
+        path for a sampler loop whose buffers stay put. Valid while ``plan`` is neither re-prepared
+        with another K/shape/dtype nor freed."""
         F, C, h, w = plan.shape
-        K = plan.K
         th, tw, tiles = self.tiling(h, w)
         loss = self._loss_ptr if loss is None else loss
         name = "tgvc_guidance_step_" + ("f32" if plan.dtype == "float32" else "f16")
@@ -193,16 +204,28 @@ class CudaGuidance:
         if smem > 48 * 1024 and self._smem_set.get(name, 0) < smem:
             self.api.set_max_dynamic_smem(fn, smem)
             self._smem_set[name] = smem
-        lay = workspace_layout(F, C, K, 0)
-        vals = (x0, plan.ptr + 4 * lay["trk"], plan.ptr + 4 * lay["rp"], F, C, h, w, K, th, tw, grad, z, step,
+        lay = workspace_layout(F, C, plan.K, 0)
+        vals = (x0, plan.ptr + 4 * lay["trk"], plan.ptr + 4 * lay["rp"], F, C, h, w, plan.K, th, tw, grad, z, 0.0,
                 plan.ptr + 4 * lay["partials"], plan.ptr, loss)
-        if self._step_args is None:  # one set of ctypes objects, updated in place each step (less host time)
-            self._step_args = [t() for t in _STEP_TYPES]
-            self._step_params = (ctypes.c_void_p * len(_STEP_TYPES))(*[ctypes.addressof(a) for a in self._step_args])
-        for a, v in zip(self._step_args, vals):
-            a.value = (int(v) or None) if isinstance(a, ctypes.c_void_p) else v
-        self.api.launch(fn, (tiles, C, F), (self.options.block, 1, 1), smem, stream, self._step_args,
-                        **({"params": self._step_params} if self.api.name == "cuda-python" else {}))
+        args = [t((int(v) or None) if t is _P else v) for t, v in zip(_STEP_TYPES, vals)]
+        step_arg = args[12]
+        grid, block = (tiles, C, F), (self.options.block, 1, 1)
+        api = self.api
+        if api.name != "cuda-python":
+            def run(step: float) -> None:
+                step_arg.value = step
+                api.launch(fn, grid, block, smem, stream, args)
+            return run
+        params = (ctypes.c_void_p * len(args))(*[ctypes.addressof(a) for a in args])
+        launch, handle, addr = api.drv.cuLaunchKernel, api.drv.CUstream(int(stream)), ctypes.addressof(params)
+
+        def run(step: float) -> None:
+            step_arg.value = step
+            err = launch(fn, tiles, C, F, block[0], 1, 1, smem, handle, addr, 0)[0]
+            if int(err):
+                raise cuda_api.CudaUnavailable(f"cuLaunchKernel failed: {err}")
+        run._keep = (args, params)  # the launch reads these addresses
+        return run
 
     def guidance(self, x0: int, ref: int, pos: int, vis: int, shape: tuple[int, int, int, int], K: int, *,
                  dtype: str = "float32", grad: int = 0, z: int = 0, step: float = 0.0,
@@ -215,6 +238,7 @@ class CudaGuidance:
         if plan.owned and plan.ptr:
             self.api.free(plan.ptr)
         plan.ptr = 0
+        self._step_key = self._step_run = None
 
     def axpby(self, x: int, y: int, out: int, n: int, a: float, b: float, *, dtype: str = "float32",
               stream: int = 0) -> None:
