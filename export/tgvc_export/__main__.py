@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     ft.add_argument("--batch", type=int, default=4)
     ft.add_argument("--lr", type=float, default=1e-4)
     ft.add_argument("--max-minutes", type=float, default=0.0, help="stop early after this wall time (0: never)")
+    ft.add_argument("--warp-start-prob", type=float, default=0.5,
+                    help="windows noised from the warp latents (else a truth/warp blend)")
     ft.add_argument("--init", default=None, help="checkpoint to start from (default: checkpoints/unet_default.pt)")
     ft.add_argument("--out-dir", default=None, help="where unet_default.pt goes (default: export/checkpoints)")
     ew = sub.add_parser("eval-warp", help="decoder warm-start loop vs the real warp latents on held-out groups")
@@ -88,9 +90,9 @@ def main(argv: list[str] | None = None) -> None:
         from .train_unet import CHECKPOINT_DIR
 
         cfg = FinetuneConfig(steps=args.steps, batch=args.batch, lr=args.lr, max_minutes=args.max_minutes,
-                             **({"init": args.init} if args.init else {}))
+                             warp_start_prob=args.warp_start_prob, **({"init": args.init} if args.init else {}))
         rec = finetune(cfg, Path(args.out_dir) if args.out_dir else CHECKPOINT_DIR)
-        print(json.dumps({k: rec[k] for k in ("steps", "train_minutes", "val_refine_mse")}))
+        print(json.dumps({k: rec[k] for k in ("steps", "train_minutes", "val_refine_mse", "val_refine_mse_1step")}))
     elif args.command == "eval-warp":
         import numpy as np
 

@@ -125,9 +125,10 @@ def finetune(cfg: FinetuneConfig, out_dir: Path = CHECKPOINT_DIR, name: str = "d
             break
     train_minutes = round((time.time() - start) / 60, 1)
     final_val = evaluate_groups(ema, val_pool)
+    final_val1 = evaluate_groups(ema, val_pool, (0.1, 0.2, 0.3), steps=1)
     record = {**base_record, "steps": history[-1]["step"], "train_minutes": train_minutes,
               "val_loss": final_val[min((k for k in final_val if k != "warp"), key=final_val.get)],
-              "val_refine_mse": final_val, "history": history, "finetune_config": asdict(cfg),
+              "val_refine_mse": final_val, "val_refine_mse_1step": final_val1, "history": history, "finetune_config": asdict(cfg),
               "base": {k: base_record.get(k) for k in ("steps", "train_minutes", "val_loss", "train_config")},
               "data": "real warp decoder output (export/tgvc_export/warp_data.py), rates " +
                       ", ".join(f"{r:g}" for r in cfg.rates) + " bpp",
