@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     ft.add_argument("--batch", type=int, default=4)
     ft.add_argument("--lr", type=float, default=1e-4)
     ft.add_argument("--max-minutes", type=float, default=0.0, help="stop early after this wall time (0: never)")
-    ft.add_argument("--warp-start-prob", type=float, default=0.5,
+    ft.add_argument("--warp-start-prob", type=float, default=1.0,
                     help="windows noised from the warp latents (else a truth/warp blend)")
     ft.add_argument("--init", default=None, help="checkpoint to start from (default: checkpoints/unet_default.pt)")
     ft.add_argument("--out-dir", default=None, help="where unet_default.pt goes (default: export/checkpoints)")

@@ -111,7 +111,7 @@ def export_model_set(set_name: str = "default", out: Path | None = None, checkpo
                                     f"--min-snr {btc.get('min_snr', 0):g} --max-minutes {btc.get('max_minutes', 0):g}")
         training["command"] = (f"cd export && nice python -m tgvc_export make-warp-data && nice python -m "
                                f"tgvc_export finetune-unet --steps {fc['steps']} --batch {fc['batch']} "
-                               f"--lr {fc['lr']:g}" + (f" --max-minutes {fc['max_minutes']:g}" if fc.get("max_minutes") else ""))
+                               f"--lr {fc['lr']:g} --warp-start-prob {fc.get('warp_start_prob', 0.5):g}" + (f" --max-minutes {fc['max_minutes']:g}" if fc.get("max_minutes") else ""))
         training["warp_data"] = record["data"]
         training["val_history"] = record.get("history", [])
     else:

@@ -5,9 +5,10 @@ statistics (they are the manifest's), its epsilon prediction and warp-residual p
 
 Each step: ``batch`` real groups (same F), cond from the decoded keyframe and warp latents, target
 x0 = the true latents. The noisy sample is built as the decoder builds it: the *warp* latents
-noised to t (``warp_start_prob`` of the windows; the first DDIM step of a warm start sees exactly
-this), otherwise a blend ``lam * truth + (1 - lam) * warp`` (lam ~ U(0, 1), the later steps of the
-loop, whose x0 estimate has moved towards the truth), noised with eps. The eps target is the one
+noised to t (``warp_start_prob`` of the windows, default all; the first DDIM step of a warm start
+sees exactly this), otherwise a blend ``lam * truth + (1 - lam) * warp`` (lam ~ U(0, 1)), noised
+with eps. The blend (at 0.5) was measured worse: the model learns that any sample-minus-warp
+difference is a scaled-down truth residual and amplifies its own earlier predictions. The eps target is the one
 that maps the sample to the true x0: ``(sample - sqrt(abar) x0) / sqrt(1 - abar)``. Loss:
 min-SNR-gamma weighted eps MSE over the in-between frames (keyframes are passed through by the
 decoder). Timesteps: ``low_t_prob`` uniform in [0, low_t_max) (warm starts at strength 0.2-0.6),
@@ -46,7 +47,8 @@ class FinetuneConfig:
     ema: float = 0.995  # EMA decay of the exported weights
     low_t_prob: float = 0.9  # fraction of timesteps drawn from [0, low_t_max)
     low_t_max: int = 600  # decoder warm starts at strength 0.2-0.6 -> t < 600
-    warp_start_prob: float = 0.5  # windows whose clean base is the warp itself (else a blend)
+    warp_start_prob: float = 1.0  # windows whose clean base is the warp itself (else a blend; 0.5 measured
+    #                               worse: a blend teaches the model to amplify sample-warp differences)
     min_snr: float = 5.0  # min-SNR-gamma weighting (0 = plain eps MSE)
     seed: int = 0
     val_every: int = 0  # steps between validation passes (decoder loop at val_strength; 0 = only at the end)
