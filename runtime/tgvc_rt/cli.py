@@ -89,7 +89,7 @@ def decode(
     output: Path = typer.Option(..., "-o", "--output", help="Output video (.y4m, .mp4, .mkv, .webm)."),
     mode: str = typer.Option("warp", help="warp (fast, classical) or diffusion (guided latent diffusion)."),
     steps: int = typer.Option(6, help="Diffusion: guided denoising steps."),
-    strength: float = typer.Option(0.5, help="Diffusion: warm-start strength (1 = from pure noise)."),
+    strength: float = typer.Option(0.2, help="Diffusion: warm-start strength (1 = from pure noise)."),
     guidance_scale: float = typer.Option(30.0, help="Diffusion: trajectory guidance scale s."),
     device: str = typer.Option("cpu", help="Diffusion: cpu, cuda, tensorrt or auto."),
     threads: Optional[int] = typer.Option(None, help="Diffusion: CPU threads for ONNX Runtime."),
