@@ -24,6 +24,7 @@ rest of the pass; its position keeps following the flow (a plausible guess, neve
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -147,52 +148,41 @@ def _uncovered(queries: np.ndarray, ends: np.ndarray, size: tuple[int, int], ste
     return ~occupied[qy, qx]
 
 
-def _track_dis(gray: np.ndarray, options: TrackingOptions) -> list[tuple[np.ndarray, np.ndarray]]:
-    f, height, width = gray.shape
-    size = (width, height)
-    fwd, bwd = dis_flows(gray, options.dis_preset, options.dis_finest_scale)
-    queries = grid_queries(width, height, options.grid_step)
-    passes = [chain_dis(gray, fwd, bwd, queries, options)]
-    if options.reverse and f > 1:
-        start = queries
-        if options.reverse_only_uncovered:
-            xy, vis = passes[0]
-            start = queries[_uncovered(queries, xy[vis[:, -1], -1], size, options.grid_step)]
-        rxy, rvis = chain_dis(gray[::-1], bwd[::-1], fwd[::-1], start, options)
-        passes.append((rxy[:, ::-1], rvis[:, ::-1]))
-    return passes
-
-
-def _track_lk(gray: np.ndarray, options: TrackingOptions) -> list[tuple[np.ndarray, np.ndarray]]:
+def _both_ways(gray: np.ndarray, options: TrackingOptions,
+               chain: Callable[[bool, np.ndarray], tuple[np.ndarray, np.ndarray]]) -> list:
+    """Grid queries tracked forward from frame 0 and, on the reversed clip, from frame F-1 (only
+    where no forward track ends, if ``reverse_only_uncovered``). ``chain(reverse, start)`` tracks
+    ``start`` along the clip or the reversed clip and returns (xy [N, F, 2], vis [N, F])."""
     f, height, width = gray.shape
     queries = grid_queries(width, height, options.grid_step)
-    passes = [chain_lk(gray, queries, options)]
+    passes = [chain(False, queries)]
     if options.reverse and f > 1:
         start = queries
         if options.reverse_only_uncovered:
             xy, vis = passes[0]
             start = queries[_uncovered(queries, xy[vis[:, -1], -1], (width, height), options.grid_step)]
-        rxy, rvis = chain_lk(gray[::-1], start, options)
+        rxy, rvis = chain(True, start)
         passes.append((rxy[:, ::-1], rvis[:, ::-1]))
     return passes
+
+
+def _track_dis(gray: np.ndarray, options: TrackingOptions) -> list[tuple[np.ndarray, np.ndarray]]:
+    fwd, bwd = dis_flows(gray, options.dis_preset, options.dis_finest_scale)
+    return _both_ways(gray, options, lambda reverse, start: (
+        chain_dis(gray[::-1], bwd[::-1], fwd[::-1], start, options) if reverse
+        else chain_dis(gray, fwd, bwd, start, options)))
+
+
+def _track_lk(gray: np.ndarray, options: TrackingOptions) -> list[tuple[np.ndarray, np.ndarray]]:
+    return _both_ways(gray, options, lambda reverse, start: chain_lk(gray[::-1] if reverse else gray, start, options))
 
 
 def _track_onnx(gray: np.ndarray, options: TrackingOptions) -> list[tuple[np.ndarray, np.ndarray]]:
     """The model set's ONNX tracker (pyramidal LK in a graph), forward and on the reversed clip."""
     from .tracker_onnx import track_points_onnx
 
-    f, height, width = gray.shape
     rgb = np.repeat(gray[..., None], 3, axis=-1)  # the tracker takes RGB and converts to grey itself
-    queries = grid_queries(width, height, options.grid_step)
-    passes = [track_points_onnx(rgb, queries)]
-    if options.reverse and f > 1:
-        start = queries
-        if options.reverse_only_uncovered:
-            xy, vis = passes[0]
-            start = queries[_uncovered(queries, xy[vis[:, -1], -1], (width, height), options.grid_step)]
-        rxy, rvis = track_points_onnx(rgb[::-1], start)
-        passes.append((rxy[:, ::-1], rvis[:, ::-1]))
-    return passes
+    return _both_ways(gray, options, lambda reverse, start: track_points_onnx(rgb[::-1] if reverse else rgb, start))
 
 
 TRACKERS = {"dis": _track_dis, "lk": _track_lk, "onnx": _track_onnx}
