@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OptionError, TgvcError
+from ..models import sha256_file
 
 DEFAULT_CACHE = Path(os.environ.get("TGVC_CACHE", Path.home() / ".cache" / "tgvc-rt")) / "engines"
 # name -> input -> [min, opt, max] shapes; symbols: F (frames), H, W (pixels), h, w (latent = /8)
@@ -93,14 +94,6 @@ class EngineKey:
         return f"{name}-{self.arch}-{self.precision}-{digest}.engine"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def build_engine(onnx_path: Path, shapes: dict[str, list[tuple[int, ...]]], precision: str, out: Path) -> Path:
     trt, flavour = import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
@@ -147,7 +140,7 @@ def build_engines(models: str = "default", precision: str = "fp16", max_size: tu
     for name, rule in rules.items():
         onnx_path = model_set.model_path(name, precision)
         shapes = {inp: resolve_shapes(r, max_size) for inp, r in rule.items()}
-        key = EngineKey(_sha256(onnx_path), flavour, trt.__version__, arch, precision,
+        key = EngineKey(sha256_file(onnx_path), flavour, trt.__version__, arch, precision,
                         json.dumps(shapes, sort_keys=True))
         out = (cache_dir or DEFAULT_CACHE) / key.filename(name)
         built.append(out if out.is_file() else build_engine(onnx_path, shapes, precision, out))

@@ -41,6 +41,8 @@ from tgvc_rt.errors import BitstreamError, OptionError
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner to stderr unless told not to
 import av  # noqa: E402  (after SVT_LOG)
 
+from tgvc_rt.encoder.keyframe_stream_codecs import yuv_frame  # noqa: E402
+
 av.logging.set_level(av.logging.PANIC)
 
 CODEC_IDS: dict[str, int] = {"av1": 1, "hevc": 2, "avif": 3}
@@ -109,20 +111,6 @@ def _from_coded(rgb: np.ndarray, width: int, height: int, scale_level: int) -> n
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_CUBIC)
 
 
-def _video_frame(rgb: np.ndarray) -> av.VideoFrame:
-    h, w = rgb.shape[:2]
-    flat = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).reshape(-1)
-    n, c = w * h, (w // 2) * (h // 2)
-    planes = (flat[:n].reshape(h, w), flat[n:n + c].reshape(h // 2, w // 2),
-              flat[n + c:].reshape(h // 2, w // 2))
-    frame = av.VideoFrame(w, h, "yuv420p")
-    for plane, arr in zip(frame.planes, planes):
-        buf = np.zeros((arr.shape[0], plane.line_size), np.uint8)
-        buf[:, :arr.shape[1]] = arr
-        plane.update(buf)
-    return frame
-
-
 def _encode_stream(rgb: np.ndarray, qp: int, codec: str, opts: KeyframeCodecOptions) -> bytes:
     h, w = rgb.shape[:2]
     if codec == "avif":
@@ -140,7 +128,7 @@ def _encode_stream(rgb: np.ndarray, qp: int, codec: str, opts: KeyframeCodecOpti
     else:
         ctx.options = {"preset": opts.hevc_preset,
                        "x265-params": f"qp={min(qp, 51)}:keyint=1:log-level=none:info=0"}
-    packets = ctx.encode(_video_frame(rgb)) + ctx.encode(None)
+    packets = ctx.encode(yuv_frame(rgb, 0)) + ctx.encode(None)
     return b"".join(bytes(p) for p in packets)
 
 

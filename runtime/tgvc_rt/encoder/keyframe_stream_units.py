@@ -24,6 +24,7 @@ from tgvc_rt.encoder.keyframe_av1_obu import (
     split_obus,
     strip_headers,
 )
+from tgvc_rt.bitstream.varint import pack_uleb
 from tgvc_rt.errors import BitstreamError
 
 OBU_FRAME_HEADER, OBU_TILE_GROUP, OBU_FRAME, OBU_PADDING = 3, 4, 6, 15
@@ -35,15 +36,6 @@ HEVC_PARAMETER_SETS = {HEVC_VPS, HEVC_SPS, HEVC_PPS}
 HEVC_IRAP = set(range(16, 22))  # BLA/IDR/CRA slice NAL unit types
 HEVC_NON_IRAP_SLICES = set(range(0, 10))  # TRAIL/TSA/STSA/RADL/RASL slices
 _HEVC_START = b"\x00\x00\x01"
-
-
-def _leb128(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
 
 
 def _drop_last_size(obus: list[bytes]) -> bytes:
@@ -67,7 +59,7 @@ def _restore_last_size(data: bytes) -> bytes:
         if j > n:
             raise BitstreamError("keyframe stream: truncated AV1 OBU header")
         if not header & 0x02:  # the last OBU: size = the rest of the payload
-            return data[:i] + bytes([header | 0x02]) + data[i + 1:j] + _leb128(n - j) + data[j:]
+            return data[:i] + bytes([header | 0x02]) + data[i + 1:j] + pack_uleb(n - j) + data[j:]
         size, shift = 0, 0
         while True:
             if j >= n or shift > 56:

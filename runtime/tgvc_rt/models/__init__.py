@@ -48,7 +48,7 @@ def default_model_set_hash() -> bytes:
         return bytes(HASH_BYTES)
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -73,7 +73,7 @@ def verify_model_set(folder: Path, manifest: dict) -> None:
             f = folder / entry.get("file", "")
             if not f.is_file():
                 raise ModelSetError(f"model set {folder.name}: {key} file {f.name!r} is missing")
-            if _sha256_file(f) != str(entry.get("sha256", "")).lower():
+            if sha256_file(f) != str(entry.get("sha256", "")).lower():
                 raise ModelSetError(f"model set {folder.name}: {f.name} does not match its sha256 in {MANIFEST}")
 
 
