@@ -63,5 +63,6 @@ def run_bench(path: Path, bpp: float, mode: str, frames: int | None, repeat: int
              f"  bitstream  {len(data)} B, {result['bpp']:.5f} bpp",
              f"  encode     {e['mean']:.3f} ± {e['stdev']:.3f} s   {result['encode_fps']:.1f} frames/s",
              f"  decode     {d['mean']:.3f} ± {d['stdev']:.3f} s   {result['decode_fps']:.1f} frames/s"]
-    lines += [f"    {k:<12s} {v:.3f} s" for k, v in stages.items()]
+    lines += [f"    {k:<14s} {v:.0f} calls" if k.endswith("_calls") else f"    {k:<14s} {v:.3f} s"
+              for k, v in stages.items()]
     return "\n".join(lines)

@@ -50,7 +50,6 @@ def encode(
     from .encoder.pipeline import EncodeOptions, encode_video
     from .encoder.ratecontrol import RateOptions
     from .io import parse_size, read_video, write_bytes_atomic
-    from .models import default_model_set_hash
     from .progress import progress
 
     _check_range("--max-gap", max_gap, 1, 1000)
@@ -65,7 +64,6 @@ def encode(
     defaults = EncodeOptions()
     options = replace(defaults, rate=RateOptions(bpp=bpp, kbps=kbps, track_share=track_share), seed=seed,
                       keyframe_codec=keyframe_codec,
-                      model_set_hash=default_model_set_hash(),
                       keyframes=replace(defaults.keyframes, max_gap=max_gap,
                                         min_gap=min(defaults.keyframes.min_gap, max_gap)),
                       tracking=replace(defaults.tracking, method=tracker, grid_step=grid_step),

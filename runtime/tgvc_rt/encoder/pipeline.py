@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..bitstream import Bitstream, GroupPayload, StreamHeader, write_bitstream
+from ..models import default_model_set_hash
 from ..progress import Advance, _noop
 from ..types import GroupSpan, Tracks, Video, groups_from_keyframes
 from . import keyframe_formats, ratecontrol
@@ -28,7 +29,7 @@ class EncodeOptions:
     trajectories: TrajectoryCodingOptions = field(default_factory=TrajectoryCodingOptions)
     keyframe_codec: str = keyframe_formats.DEFAULT_CODEC   # see encoder/keyframe_formats.py
     seed: int | None = None          # decoder noise seed written to the header (random when None)
-    model_set_hash: bytes = bytes(16)
+    model_set_hash: bytes = field(default_factory=default_model_set_hash)  # names the decoder's model set
 
 
 @dataclass
