@@ -96,7 +96,7 @@ def _check_codec(codec: str) -> None:
         raise OptionError(f"unknown keyframe codec {codec!r} (choose from {', '.join(CODEC_IDS)})")
 
 
-def _to_coded(image: np.ndarray, scale_level: int) -> np.ndarray:
+def to_coded(image: np.ndarray, scale_level: int) -> np.ndarray:
     """Resize (area) and pad (edge) the RGB image to its coded size."""
     h, w = image.shape[:2]
     cw, ch = coded_size(w, h, scale_level)
@@ -105,7 +105,8 @@ def _to_coded(image: np.ndarray, scale_level: int) -> np.ndarray:
     return cv2.resize(image, (cw, ch), interpolation=cv2.INTER_AREA)
 
 
-def _from_coded(rgb: np.ndarray, width: int, height: int, scale_level: int) -> np.ndarray:
+def from_coded(rgb: np.ndarray, width: int, height: int, scale_level: int) -> np.ndarray:
+    """Crop (full scale) or upscale (bicubic) a decoded coded-size picture back to width x height."""
     if SCALES[scale_level] == 1.0:
         return np.ascontiguousarray(rgb[:height, :width])
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_CUBIC)
@@ -140,7 +141,7 @@ def encode_keyframe(image: np.ndarray, quality: int, codec: str = DEFAULT_CODEC,
     if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
         raise OptionError(f"keyframe must be uint8 [H, W, 3], got {image.shape}")
     qp, level = unpack_quality(quality)
-    coded = _to_coded(image, level)
+    coded = to_coded(image, level)
     stream = _encode_stream(coded, qp, codec, options)
     flags = level
     if codec == "av1":
@@ -205,7 +206,7 @@ def decode_keyframe(data: bytes, width: int, height: int, codec: str = DEFAULT_C
         raise BitstreamError(f"keyframe: {codec} payload does not decode ({type(err).__name__})") from None
     if rgb.shape[:2] != (ch, cw):
         raise BitstreamError(f"keyframe: decoded {rgb.shape[1]}x{rgb.shape[0]}, expected {cw}x{ch}")
-    return _from_coded(rgb, width, height, level)
+    return from_coded(rgb, width, height, level)
 
 
 def psnr_y(a: np.ndarray, b: np.ndarray) -> float:

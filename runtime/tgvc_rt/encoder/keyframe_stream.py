@@ -33,10 +33,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from tgvc_rt.encoder.keyframe_codec import SCALES, coded_size, psnr_y
+from tgvc_rt.encoder.keyframe_codec import SCALES, coded_size, from_coded, psnr_y, to_coded
 from tgvc_rt.encoder.keyframe_stream_codecs import MAX_QP, SegmentDecoder, SegmentEncoderOptions, encode_segment
 from tgvc_rt.encoder.keyframe_stream_units import pack_av1, pack_hevc, unpack_av1, unpack_hevc
 from tgvc_rt.errors import BitstreamError, OptionError
@@ -96,20 +95,6 @@ def segment_starts(num_keyframes: int, intra_period: int) -> list[int]:
 def is_intra_payload(payload: bytes) -> bool:
     """Whether a payload starts a segment (decodable without the payloads before it)."""
     return len(payload) > 0 and bool(payload[0] & _INTRA)
-
-
-def _to_coded(image: np.ndarray, level: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    cw, ch = coded_size(w, h, level)
-    if SCALES[level] == 1.0:
-        return np.pad(image, ((0, ch - h), (0, cw - w), (0, 0)), mode="edge")
-    return cv2.resize(image, (cw, ch), interpolation=cv2.INTER_AREA)
-
-
-def _from_coded(rgb: np.ndarray, width: int, height: int, level: int) -> np.ndarray:
-    if SCALES[level] == 1.0:
-        return np.ascontiguousarray(rgb[:height, :width])
-    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_CUBIC)
 
 
 def _encode_all(coded: list[np.ndarray], qp: int, level: int, codec: str,
@@ -209,7 +194,7 @@ def encode_keyframe_sequence(images: list[np.ndarray], budget_bytes: int, codec:
     for level in range(len(SCALES)):
         if level and coded_size(w, h, level) == coded_size(w, h, level - 1):
             continue
-        coded = [_to_coded(im, level) for im in images]
+        coded = [to_coded(im, level) for im in images]
         fit = _fit_qp(coded, level, budget_bytes, codec, options, candidates[-1][1] if candidates else None)
         encodes += 1 if fit is None else fit[2]
         if fit is not None:
@@ -221,7 +206,7 @@ def encode_keyframe_sequence(images: list[np.ndarray], budget_bytes: int, codec:
     fits = bool(candidates)
     if not fits:  # nothing fits: the smallest stream there is
         level = len(SCALES) - 1
-        coded = [_to_coded(im, level) for im in images]
+        coded = [to_coded(im, level) for im in images]
         candidates = [(_encode_all(coded, MAX_QP[codec], level, codec, options), MAX_QP[codec], level)]
         encodes += 1
     scored = []
@@ -288,4 +273,4 @@ class KeyframeSequenceDecoder:
             unit = unpack_av1(stream, intra, header_variant, segment.width, segment.height)
         rgb = segment.decode(unit)
         self._segment = segment
-        return _from_coded(rgb, self.width, self.height, self._level)
+        return from_coded(rgb, self.width, self.height, self._level)
