@@ -94,6 +94,20 @@ def validate(model: torch.nn.Module, batches, abar: torch.Tensor, min_snr: float
     return float(np.mean(losses))
 
 
+def optimise_step(model: torch.nn.Module, ema: torch.nn.Module, opt, sched, loss: torch.Tensor, step: int,
+                  ema_decay: float) -> None:
+    """Backward, clip to norm 1, optimiser and schedule step, then the EMA update (warm-up decay)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    with torch.no_grad():
+        decay = min(ema_decay, (1 + step) / (10 + step))
+        for pe, pm in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(pm, 1 - decay)
+
+
 def train(cfg: TrainConfig, out_dir: Path = CHECKPOINT_DIR) -> dict:
     """Train; returns the training record (also written to out_dir/unet_<config>.json)."""
     torch.manual_seed(cfg.seed)
@@ -124,15 +138,7 @@ def train(cfg: TrainConfig, out_dir: Path = CHECKPOINT_DIR) -> dict:
         sample, t, cond, eps = diffusion_batch(x0, g, cfg, abar)
         per_item = torch.mean((model(sample, t, cond) - eps) ** 2, dim=(1, 2, 3, 4))
         loss = torch.mean(per_item * snr_weight(abar[t.long()], cfg.min_snr))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        with torch.no_grad():
-            decay = min(cfg.ema, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - decay)
+        optimise_step(model, ema, opt, sched, loss, step, cfg.ema)
         run = loss.item() if run is None else 0.98 * run + 0.02 * loss.item()
         bar.set_postfix(loss=f"{run:.4f}")
         out_of_time = cfg.max_minutes > 0 and (time.time() - start) / 60 > cfg.max_minutes

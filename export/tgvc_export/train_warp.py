@@ -30,7 +30,7 @@ from .eval_warp import evaluate_groups
 from .group_windows import GroupWindowConfig, build_pool, sample_group_windows
 from .latents import CACHE_DIR
 from .schedule import alphas_cumprod
-from .train_unet import CHECKPOINT_DIR, load_trained, snr_weight
+from .train_unet import CHECKPOINT_DIR, load_trained, optimise_step, snr_weight
 from .unet import count_params
 from .warp_data import RATES, load_warp_data
 from .windows import make_cond
@@ -103,15 +103,7 @@ def finetune(cfg: FinetuneConfig, out_dir: Path = CHECKPOINT_DIR, name: str = "d
         sample, t, cond, eps = finetune_batch(truth, dec, g, cfg, abar)
         err = (model(sample, t, cond) - eps)[:, 1:-1]
         loss = torch.mean(torch.mean(err ** 2, dim=(1, 2, 3, 4)) * snr_weight(abar[t.long()], cfg.min_snr))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        with torch.no_grad():
-            decay = min(cfg.ema, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - decay)
+        optimise_step(model, ema, opt, sched, loss, step, cfg.ema)
         run = loss.item() if run is None else 0.98 * run + 0.02 * loss.item()
         out_of_time = cfg.max_minutes > 0 and (time.time() - start) / 60 > cfg.max_minutes
         if step % 100 == 0 or step == cfg.steps or out_of_time:
