@@ -71,14 +71,30 @@ def test_windows_chain_and_no_guidance(models):
     assert np.array_equal(out, same)
 
 
-def test_strength_zero_is_vae_roundtrip(models):
+def test_strength_zero_latent_output_is_vae_roundtrip(models):
     frames, tracks = _group(F=4, H=16, W=16)
     t = {}
-    out = diffuse_group(frames, frames[0], frames[-1], tracks, models, DiffusionOptions(strength=0.0),
-                        seed=0, timings=t)
+    out = diffuse_group(frames, frames[0], frames[-1], tracks, models,
+                        DiffusionOptions(strength=0.0, output="latent"), seed=0, timings=t)
     assert "unet" not in t
     ae = models.autoencoder()
     np.testing.assert_array_equal(out[1:3], ae.decode(ae.encode(frames))[1:3])
+
+
+def test_residual_output_adds_the_decoded_change_to_the_warp_frames(models):
+    frames, tracks = _group(F=5, H=20, W=20)  # 20 px: padded to 24 for the VAE, cropped back
+    same = diffuse_group(frames, frames[0], frames[-1], tracks, models, DiffusionOptions(strength=0.0), seed=0)
+    assert np.array_equal(same, frames)  # nothing refined -> the warp frames, bit-exact (no VAE loss)
+    opts = DiffusionOptions(steps=2, strength=0.5)
+    res = diffuse_group(frames, frames[0], frames[-1], tracks, models, opts, seed=3).astype(np.int32)
+    lat = diffuse_group(frames, frames[0], frames[-1], tracks, models,
+                        DiffusionOptions(steps=2, strength=0.5, output="latent"), seed=3).astype(np.int32)
+    ae = models.autoencoder()
+    rt = ae.decode(ae.encode(np.pad(frames, ((0, 0), (0, 4), (0, 4), (0, 0)), mode="edge")))[:, :20, :20]
+    want = np.clip(frames.astype(np.int32) + lat - rt, 0, 255)  # warp + D(z) - D(z_warp), up to rounding
+    assert np.abs(res[1:-1] - want[1:-1]).max() <= 2
+    with pytest.raises(OptionError):
+        DiffusionOptions(output="pixels").validate()
 
 
 def test_short_groups_and_errors(models):

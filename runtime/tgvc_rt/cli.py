@@ -92,6 +92,8 @@ def decode(
     device: str = typer.Option("cpu", help="Diffusion: cpu, cuda, tensorrt or auto."),
     threads: Optional[int] = typer.Option(None, help="Diffusion: CPU threads for ONNX Runtime."),
     guidance_impl: str = typer.Option("auto", help="Diffusion: guidance on the CPU: auto, native (compiled) or numpy."),
+    diffusion_output: str = typer.Option("residual", help="Diffusion: residual (warp + decoded latent change) "
+                                                          "or latent (decoded latents alone)."),
     models: str = typer.Option("default", help="Model set name or folder."),
     quiet: bool = Quiet,
 ) -> None:
@@ -110,7 +112,9 @@ def decode(
         from .decoder.diffusion import DiffusionOptions
 
         options.diffusion = DiffusionOptions(steps=steps, strength=strength, guidance_scale=guidance_scale,
-                                             device=device, threads=threads, guidance_impl=guidance_impl)
+                                             device=device, threads=threads, guidance_impl=guidance_impl,
+                                             output=diffusion_output)
+        options.diffusion.validate()
     data = read_stream_file(input)
     bs = read_bitstream(data)
     stats = DecodeStats()

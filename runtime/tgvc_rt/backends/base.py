@@ -46,8 +46,8 @@ class Denoiser:
 class Autoencoder:
     """``vae_encoder``/``vae_decoder`` wrapper working in the *normalised* latent space.
 
-    ``encode(images uint8 [N, H, W, 3]) -> zn float32 [N, C, H/8, W/8]`` and
-    ``decode(zn) -> uint8 [N, H, W, 3]``; H and W must be multiples of 8 (the decoder pads).
+    ``encode(images uint8 [N, H, W, 3]) -> zn float32 [N, C, H/8, W/8]``,
+    ``decode(zn) -> uint8 [N, H, W, 3]`` and ``decode_float(zn)`` (0-255 float32, unrounded); H and W must be multiples of 8 (the decoder pads).
     ``batch`` frames go through the model per call (bounds memory; results do not depend on it
     for per-frame models).
     """
@@ -70,10 +70,14 @@ class Autoencoder:
         return np.concatenate(chunks, axis=0).astype(np.float32, copy=False)
 
     def decode(self, zn: np.ndarray) -> np.ndarray:
+        return np.clip(np.rint(self.decode_float(zn)), 0, 255).astype(np.uint8)
+
+    def decode_float(self, zn: np.ndarray) -> np.ndarray:
+        """``decode`` before rounding: float32 ``[N, H, W, 3]`` on the 0-255 scale, unclipped."""
         zn = np.asarray(zn, dtype=np.float32)
         chunks = []
         for i in range(0, zn.shape[0], self.batch):
             latent = np.ascontiguousarray(zn[i:i + self.batch] * self.std + self.mean)
             image = self.decoder.run({"latent": latent})["image"]
-            chunks.append(np.clip(np.rint(image.transpose(0, 2, 3, 1) * 255.0), 0, 255).astype(np.uint8))
-        return np.concatenate(chunks, axis=0)
+            chunks.append(image.transpose(0, 2, 3, 1) * np.float32(255.0))
+        return np.concatenate(chunks, axis=0).astype(np.float32, copy=False)

@@ -4,7 +4,8 @@
 VAE-encode keyframes and warp frames -> per window (``diffusion.window``: at most ``window``
 frames, chained with a one-frame overlap) build ``cond``, warm-start from the noised warp latents
 (``diffusion.warm_start``), run guided DDIM (``diffusion.samplers``, guidance from the tracks in
-latent coordinates, ``diffusion.guidance``) -> VAE-decode the in-between frames. The keyframes are
+latent coordinates, ``diffusion.guidance``) -> VAE-decode the in-between frames, by default as a
+residual on the warp frames (``warp + D(z) - D(z_warp)``, ``DiffusionOptions.output``). The keyframes are
 passed through exactly at frames 0 and F-1. Images whose size is not a multiple of 8 are padded
 (edge replication, bottom/right) for the VAE and cropped back; track coordinates are unaffected.
 """
@@ -26,6 +27,7 @@ from tgvc_rt.diffusion.window import build_cond, plan_windows
 from tgvc_rt.errors import OptionError
 from tgvc_rt.types import Tracks
 
+OUTPUTS = ("residual", "latent")
 GuidanceFactory = Callable[..., Callable[[np.ndarray, int], np.ndarray]]
 
 
@@ -46,6 +48,10 @@ class DiffusionOptions:
     guidance_factory: GuidanceFactory | None = None
     """``factory(ref, pos, vis, shape) -> guidance(x0, t)``; None = chosen by ``guidance_impl``.
     The CUDA kernel plugs in here."""
+    output: str = "residual"
+    """How refined latents become pixels: "residual" adds the decoded change of the latents to the warp
+    frames, ``warp + D(z) - D(z_warp)`` (the VAE's own reconstruction error cancels; one more VAE decode),
+    "latent" decodes ``D(z)`` alone."""
     guidance_impl: str = "auto"
     """CPU guidance when ``guidance_factory`` is None: "native" (compiled float32,
     ``diffusion.guidance_native``), "numpy" (the reference ``diffusion.guidance.make_guidance``) or
@@ -58,6 +64,8 @@ class DiffusionOptions:
             raise OptionError(f"diffusion strength must be in [0, 1], got {self.strength}")
         if self.eta < 0.0:
             raise OptionError(f"eta must be >= 0, got {self.eta}")
+        if self.output not in OUTPUTS:
+            raise OptionError(f"diffusion output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
         if self.window < 2:
             raise OptionError(f"diffusion window must be >= 2 frames, got {self.window}")
 
@@ -158,8 +166,14 @@ def diffuse_group(warp_frames: np.ndarray, key_a: np.ndarray, key_b: np.ndarray,
                              guidance_repredict=options.guidance_repredict)
         latents[s + 1:e + 1] = result[1:]
     with _timed(timings, "vae_decode"):
-        decoded = ae.decode(latents[1:F - 1])
-    out[1:F - 1] = decoded[:, :H, :W]
+        if options.output == "residual":
+            n = F - 2
+            both = ae.decode_float(np.concatenate([latents[1:F - 1], zn[1:F - 1]]))
+            change = both[:n, :H, :W] - both[n:, :H, :W]
+            decoded = np.clip(np.rint(out[1:F - 1].astype(np.float32) + change), 0, 255).astype(np.uint8)
+        else:
+            decoded = ae.decode(latents[1:F - 1])[:, :H, :W]
+    out[1:F - 1] = decoded
     if timings is not None:
         timings["total"] = timings.get("total", 0.0) + time.perf_counter() - t_total
     return out
