@@ -15,7 +15,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 EXPORTS = ["tgvc_guidance_f32_abi", "tgvc_guidance_f32_create", "tgvc_guidance_f32_step",
-           "tgvc_guidance_f32_destroy"]
+           "tgvc_guidance_f32_set_threads", "tgvc_guidance_f32_destroy"]
 
 
 class BuildCtypesLibrary(build_ext):
@@ -27,6 +27,7 @@ class BuildCtypesLibrary(build_ext):
         for ext in self.extensions:
             if msvc:
                 ext.extra_compile_args = ["/O2", "/std:c++17"]
+                ext.extra_link_args = []
             elif native:
                 ext.extra_compile_args = ext.extra_compile_args + ["-march=native", "-DTGVC_GUIDANCE_NO_CLONES"]
         super().build_extensions()
@@ -43,7 +44,8 @@ setup(
             include_dirs=["runtime/cpp/include"],
             depends=["runtime/cpp/include/tgvc/guidance.h"],
             language="c++",
-            extra_compile_args=["-O3", "-std=c++17"],
+            extra_compile_args=["-O3", "-std=c++17", "-pthread"],
+            extra_link_args=["-pthread"],
             optional=True,
         )
     ],

@@ -13,6 +13,7 @@ is shared: run it under ``nice -n -5``).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -58,7 +59,11 @@ def measure(impl: str, K: int, F: int, C: int, h: int, w: int, reps: int) -> dic
     from tgvc_rt.diffusion.guidance import make_guidance
     from tgvc_rt.diffusion.guidance_native import make_native_guidance
 
-    factory = make_native_guidance if impl == "native" else make_guidance
+    if impl.startswith("native"):  # "native" (default threads) or "native:N"
+        threads = int(impl.split(":")[1]) if ":" in impl else None
+        factory = functools.partial(make_native_guidance, threads=threads)
+    else:
+        factory = make_guidance
     x0, ref, pos, vis = window(K, F, C, h, w)
     guide = factory(ref, pos, vis, x0.shape)
     record: list = []
@@ -70,7 +75,8 @@ def measure(impl: str, K: int, F: int, C: int, h: int, w: int, reps: int) -> dic
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--impl", nargs="+", choices=["native", "numpy"], default=["native", "numpy"])
+    ap.add_argument("--impl", nargs="+", default=["native:1", "native", "numpy"],
+                    help="native (default threads), native:N (N threads) or numpy")
     ap.add_argument("--tracks", type=int, default=500)
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--channels", type=int, default=32)
@@ -79,16 +85,17 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=50, help="timed runs per measurement (>= 25)")
     ap.add_argument("--out", type=Path, default=None, help="JSON file (default: print only)")
     args = ap.parse_args(argv)
-    from tgvc_rt.diffusion.guidance_native import native_available, native_unavailable_reason
+    from tgvc_rt.diffusion.guidance_native import default_threads, native_available, native_unavailable_reason
 
     result = {"command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
               "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                          "numpy": np.__version__, "cpus": os.cpu_count(), "nice": os.nice(0)},
+                          "numpy": np.__version__, "cpus": os.cpu_count(), "nice": os.nice(0),
+                          "native_default_threads": default_threads()},
               "config": {"tracks": args.tracks, "frames": args.frames, "channels": args.channels,
                          "latent_h": args.latent_h, "latent_w": args.latent_w, "dtype": "float32"},
               "native_available": native_available(), "results": {}}
     for impl in args.impl:
-        if impl == "native" and not native_available():
+        if impl.startswith("native") and not native_available():
             result["results"][impl] = {"skipped": native_unavailable_reason()}
             continue
         result["results"][impl] = measure(impl, args.tracks, args.frames, args.channels, args.latent_h,

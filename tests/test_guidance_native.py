@@ -98,6 +98,19 @@ def test_deterministic_reused_buffer_and_input_layouts():
 
 
 @needs_lib
+def test_thread_count_does_not_change_a_bit():
+    rng = np.random.default_rng(17)
+    x0, ref, pos, vis = _case(rng, 16, 40, 32, 12, 14)
+    runs = []
+    for threads in (1, 2, 3, 64):
+        rec = []
+        grad = gn.make_native_guidance(ref, pos, vis, x0.shape, record=rec, threads=threads)(x0, 0).copy()
+        runs.append((grad, rec[0][1]))
+    assert all(np.array_equal(g, runs[0][0]) and loss == runs[0][1] for g, loss in runs[1:])
+    assert gn.default_threads() >= 1
+
+
+@needs_lib
 def test_errors():
     shape = (5, 2, 4, 4)
     with pytest.raises(OptionError):

@@ -13,14 +13,15 @@
 //   3. transpose the gradient rows back into grad[f].
 // Window cells outside the plane read a zero row and write to a discarded scratch row, so the
 // inner loops have no branches; they run over the C contiguous channels (auto-vectorised).
-// One thread (two threads measured slower on the shared, loaded 2-core machine), fixed summation
-// order: bit-identical results for identical inputs. run_frames takes a (first, stride) frame
-// partition and its own Work, so a fixed-partition thread split stays a small change.
+// Threads (tgvc_guidance_f32_set_threads, default 1) split the inner frames round-robin, each with
+// its own Work; a frame's gradient and loss do not depend on the split and the per-frame losses are
+// summed in frame order, so results are bit-identical for any thread count.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <thread>
 #include <vector>
 
 #include "tgvc/guidance.h"
@@ -219,7 +220,8 @@ struct tgvc_guidance_f32 {
     std::vector<Cell> ref_cells;           // [Kp * 2] reference patch cells
     std::vector<float> Q;                  // [Kp, 2, 25, C] reference patches
     std::vector<float> ref_rows;           // [2, h * w, C] reference planes (when not own_ref)
-    std::vector<Work> work;                // [1] (one per thread)
+    std::vector<Work> work;                // one per thread
+    int threads = 1;
     std::vector<double> frame_loss;        // [F]
 };
 
@@ -311,10 +313,26 @@ double run_step(tgvc_guidance_f32& g, const float* x0, float* grad, bool loss) {
     std::memset(grad, 0, sizeof(float) * plane);
     std::memset(grad + (size_t)(F - 1) * plane, 0, sizeof(float) * plane);
     if (!g.own_ref && g.Kp > 0) gather_refs(g, x0, x0 + (size_t)(F - 1) * plane);  // ref = x0[[0, F-1]]
-    frames_any(g, g.work[0], x0, grad, 1, 1, loss);
+    const int nt = std::max(1, std::min(g.threads, F - 2));
+    std::vector<std::thread> pool;
+    pool.reserve((size_t)nt - 1);
+    for (int i = 1; i < nt; ++i)
+        pool.emplace_back([&g, x0, grad, loss, i, nt] { frames_any(g, g.work[(size_t)i], x0, grad, 1 + i, nt, loss); });
+    frames_any(g, g.work[0], x0, grad, 1, nt, loss);
+    for (std::thread& t : pool) t.join();
     double total = 0.0;  // per-frame sums added in frame order
     for (int f = 0; f < F; ++f) total += g.frame_loss[f];
     return loss ? total : 0.0;
+}
+
+void init_work(Work& ws, int h, int w, int C) {
+    const size_t rows = (size_t)h * w * C;
+    ws.rows.assign(rows, 0.f);
+    ws.grows.assign(rows, 0.f);
+    ws.Sp.assign((size_t)kPad * kPad * C, 0.f);  // the border stays 0 forever
+    ws.acc.assign((size_t)2 * C, 0.f);
+    ws.zero.assign((size_t)C, 0.f);
+    ws.scratch.assign((size_t)C, 0.f);
 }
 
 void prepare(tgvc_guidance_f32& g, const float* ref, const float* pos, const float* vis) {
@@ -367,14 +385,7 @@ void prepare(tgvc_guidance_f32& g, const float* ref, const float* pos, const flo
     }
     for (int f = n; f <= F; ++f) g.frame_begin[f] = (int64_t)g.terms.size();
     const size_t rows = (size_t)g.h * g.w * C;
-    for (Work& ws : g.work) {
-        ws.rows.assign(rows, 0.f);
-        ws.grows.assign(rows, 0.f);
-        ws.Sp.assign((size_t)kPad * kPad * C, 0.f);  // the border stays 0 forever
-        ws.acc.assign((size_t)2 * C, 0.f);
-        ws.zero.assign((size_t)C, 0.f);
-        ws.scratch.assign((size_t)C, 0.f);
-    }
+    for (Work& ws : g.work) init_work(ws, g.h, g.w, C);
     g.Q.assign((size_t)g.Kp * 2 * kTaps * C, 0.f);
     g.ref_rows.assign(2 * rows, 0.f);  // freed after create when the references are given
     g.own_ref = ref != nullptr;
@@ -409,6 +420,22 @@ double tgvc_guidance_f32_step(tgvc_guidance_f32* g, const float* x0, float* grad
         return run_step(*g, x0, grad, with_loss != 0);
     } catch (...) {
         return std::nan("");
+    }
+}
+
+int tgvc_guidance_f32_set_threads(tgvc_guidance_f32* g, int threads) {
+    if (!g || threads < 1) return -1;
+    try {
+        const int n = std::min(threads, std::max(1, g->F - 2));
+        const size_t old = g->work.size();
+        if ((size_t)n > old) {
+            g->work.resize((size_t)n);
+            for (size_t i = old; i < (size_t)n; ++i) init_work(g->work[i], g->h, g->w, g->C);
+        }
+        g->threads = n;
+        return n;
+    } catch (...) {
+        return -1;
     }
 }
 

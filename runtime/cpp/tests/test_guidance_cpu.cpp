@@ -18,7 +18,14 @@ static int check_f32(const tgvc::GuidanceShape& s, const std::vector<float>& x0,
     if (!g) { std::printf("F=%d: tgvc_guidance_f32_create failed\n", s.F); return 1; }
     const double lg = tgvc_guidance_f32_step(g, x0.data(), got.data(), 1);
     const double l0 = tgvc_guidance_f32_step(g, x0.data(), again.data(), 0);
+    std::vector<float> threaded(s.latent_size());
+    const int nt = tgvc_guidance_f32_set_threads(g, 3);  // any split gives the same bits
+    const double lt = tgvc_guidance_f32_step(g, x0.data(), threaded.data(), 1);
     tgvc_guidance_f32_destroy(g);
+    if (nt < 1 || nt > 3 || lt != lg || threaded != got) {
+        std::printf("F=%d: %d threads differ from one (loss %.9g vs %.9g)\n", s.F, nt, lt, lg);
+        ++failures;
+    }
     double gmax = 0.0, err = 0.0;
     for (std::size_t i = 0; i < want.size(); ++i) {
         gmax = std::fmax(gmax, std::fabs(want[i]));

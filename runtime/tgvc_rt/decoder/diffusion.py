@@ -131,7 +131,7 @@ def diffuse_group(warp_frames: np.ndarray, key_a: np.ndarray, key_b: np.ndarray,
         t_start = -1  # nothing to denoise: keep the warp latents (no noise added)
     rng = np.random.default_rng(seed)
     denoiser = models.denoiser()
-    factory = options.guidance_factory or select_guidance_factory(options.guidance_impl)
+    factory = options.guidance_factory or select_guidance_factory(options.guidance_impl, options.threads)
     use_guidance = options.guidance_scale != 0.0 and tracks is not None and tracks.num_tracks > 0
     if use_guidance:
         pos_all = latent_positions(tracks.xy)

@@ -11,6 +11,7 @@ Environment: ``TGVC_GUIDANCE_LIB`` = path of a library to load instead of the in
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib.machinery
 import os
 import weakref
@@ -21,7 +22,7 @@ import numpy as np
 
 from tgvc_rt.errors import OptionError
 
-ABI_VERSION = 1  # TGVC_GUIDANCE_F32_ABI in runtime/cpp/include/tgvc/guidance.h
+ABI_VERSION = 2  # TGVC_GUIDANCE_F32_ABI in runtime/cpp/include/tgvc/guidance.h
 GUIDANCE_IMPLS = ("auto", "native", "numpy")  # DiffusionOptions.guidance_impl values
 
 _F32P = ctypes.POINTER(ctypes.c_float)
@@ -59,6 +60,8 @@ def _load() -> ctypes.CDLL | None:
             lib.tgvc_guidance_f32_create.argtypes = [_F32P, _F32P, _F32P] + [ctypes.c_int] * 5
             lib.tgvc_guidance_f32_step.restype = ctypes.c_double
             lib.tgvc_guidance_f32_step.argtypes = [ctypes.c_void_p, _F32P, _F32P, ctypes.c_int]
+            lib.tgvc_guidance_f32_set_threads.restype = ctypes.c_int
+            lib.tgvc_guidance_f32_set_threads.argtypes = [ctypes.c_void_p, ctypes.c_int]
             lib.tgvc_guidance_f32_destroy.restype = None
             lib.tgvc_guidance_f32_destroy.argtypes = [ctypes.c_void_p]
         except (OSError, AttributeError) as exc:
@@ -84,16 +87,28 @@ def _ptr(a: np.ndarray | None):
     return None if a is None else a.ctypes.data_as(_F32P)
 
 
+def default_threads() -> int:
+    """Guidance threads when none are given: the CPUs this process may use, at most 4. The decoder's
+    other work (ONNX Runtime) waits while guidance runs, so the guidance may take every core."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, 4))
+
+
 def make_native_guidance(ref: np.ndarray | None, pos: np.ndarray, vis: np.ndarray,
                          shape: tuple[int, int, int, int], dtype=np.float32,
-                         record: list | None = None) -> Callable[[np.ndarray, int], np.ndarray]:
+                         record: list | None = None, threads: int | None = None
+                         ) -> Callable[[np.ndarray, int], np.ndarray]:
     """``guidance(x0, t) -> dL/dx0`` over one window, as ``make_guidance`` but compiled (float32 only).
 
     ``ref`` ``[2, C, h, w]`` (None: ``x0[[0, F-1]]`` of each call), ``pos`` ``[K, F, 2]`` latent
     (u, v), ``vis`` ``[K, F]``, ``shape`` (F, C, h, w). ``record`` (a list), when given, receives
     ``(t, loss)`` per call (the loss is computed only then). The returned gradient is a float32
     buffer reused by the next call; no allocation per call (x0 that is not C-contiguous float32 is
-    copied into a preallocated buffer). Raises OptionError when the library is not built.
+    copied into a preallocated buffer). ``threads`` (None: ``default_threads()``) split the inner
+    frames; results are bit-identical for any count. Raises OptionError when the library is not built.
     """
     lib = _load()
     if lib is None:
@@ -113,6 +128,7 @@ def make_native_guidance(ref: np.ndarray | None, pos: np.ndarray, vis: np.ndarra
     handle = lib.tgvc_guidance_f32_create(_ptr(ref), _ptr(pos), _ptr(vis), K, F, C, h, w)
     if not handle:
         raise ValueError(f"native guidance rejected the window: shape {tuple(shape)}, K = {K}")
+    lib.tgvc_guidance_f32_set_threads(handle, int(threads or default_threads()))
     state = {"handle": handle}
     out = np.zeros((F, C, h, w), dtype=np.float32)
     staging = np.empty((F, C, h, w), dtype=np.float32)  # for x0 that is not C-contiguous float32
@@ -135,9 +151,11 @@ def make_native_guidance(ref: np.ndarray | None, pos: np.ndarray, vis: np.ndarra
     return guidance
 
 
-def select_guidance_factory(impl: str = "auto") -> Callable[..., Callable[[np.ndarray, int], np.ndarray]]:
+def select_guidance_factory(impl: str = "auto", threads: int | None = None
+                            ) -> Callable[..., Callable[[np.ndarray, int], np.ndarray]]:
     """The guidance factory for ``impl``: "native" (compiled; OptionError if not built), "numpy"
-    (the reference ``make_guidance``) or "auto" (native when available, else NumPy)."""
+    (the reference ``make_guidance``) or "auto" (native when available, else NumPy). ``threads``
+    goes to the native guidance (None: ``default_threads()``)."""
     from tgvc_rt.diffusion.guidance import make_guidance
 
     if impl not in GUIDANCE_IMPLS:
@@ -146,4 +164,6 @@ def select_guidance_factory(impl: str = "auto") -> Callable[..., Callable[[np.nd
         return make_guidance
     if impl == "native" and not native_available():
         raise OptionError(f"native guidance unavailable: {_load_error}")
-    return make_native_guidance if native_available() else make_guidance
+    if not native_available():
+        return make_guidance
+    return make_native_guidance if threads is None else functools.partial(make_native_guidance, threads=threads)

@@ -27,10 +27,10 @@ double guidance_loss_grad_cpu(const float* x0, const float* ref, const float* po
 // ---- Fast float32 CPU guidance, plain C ABI (runtime/cpp/src/guidance_cpu_f32.cpp) ----------------
 // Loaded from Python with ctypes (runtime/tgvc_rt/diffusion/guidance_native.py) and linked into the
 // tgvc library. All arrays are C-contiguous float32 in the layouts above. Same numbers as the double
-// reference up to float32 rounding; one thread, fixed summation order (bit-identical results for
-// identical inputs). On x86-64 Linux with GCC the hot loop is also compiled for x86-64-v3 (AVX2) and
+// reference up to float32 rounding; fixed summation order whatever the thread count (bit-identical
+// results for identical inputs). On x86-64 Linux with GCC the hot loop is also compiled for x86-64-v3 (AVX2) and
 // picked at load time; both variants use the same operation order per element.
-#define TGVC_GUIDANCE_F32_ABI 1
+#define TGVC_GUIDANCE_F32_ABI 2
 
 extern "C" {
 
@@ -49,6 +49,10 @@ tgvc_guidance_f32* tgvc_guidance_f32_create(const float* ref, const float* pos, 
 // One sampler step: writes dL/dx0 [F, C, h, w] to grad (every element; frames 0 and F-1 are 0) and
 // returns L when with_loss != 0, else 0. x0 [F, C, h, w]. NaN on a NULL argument. No allocation.
 double tgvc_guidance_f32_step(tgvc_guidance_f32* g, const float* x0, float* grad, int with_loss);
+
+// Threads for the following steps (inner frames split round-robin; results do not change).
+// Returns the count in use (capped at the F - 2 inner frames), -1 on a bad argument or no memory.
+int tgvc_guidance_f32_set_threads(tgvc_guidance_f32* g, int threads);
 
 void tgvc_guidance_f32_destroy(tgvc_guidance_f32* g);
 
