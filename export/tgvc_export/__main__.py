@@ -43,6 +43,16 @@ def main(argv: list[str] | None = None) -> None:
     ft.add_argument("--max-minutes", type=float, default=0.0, help="stop early after this wall time (0: never)")
     ft.add_argument("--warp-start-prob", type=float, default=1.0,
                     help="windows noised from the warp latents (else a truth/warp blend)")
+    ft.add_argument("--low-t-prob", type=float, default=0.9, help="fraction of timesteps drawn below --low-t-max")
+    ft.add_argument("--low-t-max", type=int, default=600, help="upper end of the low timesteps")
+    ft.add_argument("--eps-weight", type=float, default=1.0, help="weight of the eps MSE")
+    ft.add_argument("--pixel-weight", type=float, default=0.0,
+                    help="weight of the pixel L1 through the frozen TAEF2 decoder (0: latent loss only)")
+    ft.add_argument("--pixel-crop", type=int, default=6, help="latent crop side decoded for the pixel loss")
+    ft.add_argument("--pixel-frames", type=int, default=2, help="in-between frames per window for the pixel loss")
+    ft.add_argument("--rates", type=float, nargs="+", default=None,
+                    help="bpp of the cached warp encodes to train on (default: 0.005 0.01)")
+    ft.add_argument("--val-every", type=int, default=0, help="steps between validation passes (0: end only)")
     ft.add_argument("--init", default=None, help="checkpoint to start from (default: checkpoints/unet_default.pt)")
     ft.add_argument("--out-dir", default=None, help="where unet_default.pt goes (default: export/checkpoints)")
     ew = sub.add_parser("eval-warp", help="decoder warm-start loop vs the real warp latents on held-out groups")
@@ -90,9 +100,14 @@ def main(argv: list[str] | None = None) -> None:
         from .train_unet import CHECKPOINT_DIR
 
         cfg = FinetuneConfig(steps=args.steps, batch=args.batch, lr=args.lr, max_minutes=args.max_minutes,
-                             warp_start_prob=args.warp_start_prob, **({"init": args.init} if args.init else {}))
+                             warp_start_prob=args.warp_start_prob, low_t_prob=args.low_t_prob,
+                             low_t_max=args.low_t_max, eps_weight=args.eps_weight, pixel_weight=args.pixel_weight,
+                             pixel_crop=args.pixel_crop, pixel_frames=args.pixel_frames,
+                             val_every=args.val_every, **({"rates": tuple(args.rates)} if args.rates else {}),
+                             **({"init": args.init} if args.init else {}))
         rec = finetune(cfg, Path(args.out_dir) if args.out_dir else CHECKPOINT_DIR)
-        print(json.dumps({k: rec[k] for k in ("steps", "train_minutes", "val_refine_mse", "val_refine_mse_1step")}))
+        print(json.dumps({k: rec[k] for k in ("steps", "train_minutes", "val_refine_mse", "val_refine_mse_1step",
+                                              "val_pixel_psnr")}))
     elif args.command == "eval-warp":
         import numpy as np
 

@@ -26,7 +26,9 @@ import torch
 from tqdm import tqdm
 
 from .data import TRAIN_CLIPS, VAL_CLIPS
-from .eval_warp import evaluate_groups
+from .eval_warp import evaluate_groups, evaluate_groups_pixels
+from .pixel_loss import PixelLoss
+from .taef2 import load_taef2
 from .group_windows import GroupWindowConfig, build_pool, sample_group_windows
 from .latents import CACHE_DIR
 from .schedule import alphas_cumprod
@@ -55,6 +57,10 @@ class FinetuneConfig:
     val_strength: float = 0.4
     threads: int = 2
     max_minutes: float = 0.0  # wall-clock guard (0 = none): stop early, keep the EMA
+    eps_weight: float = 1.0  # weight of the (min-SNR weighted) eps MSE
+    pixel_weight: float = 0.0  # weight of the pixel L1 through the frozen TAEF2 decoder (pixel_loss.py)
+    pixel_crop: int = 6  # latent sub-crop side decoded for the pixel loss (48 px)
+    pixel_frames: int = 2  # in-between frames per window decoded for the pixel loss
     rates: tuple[float, ...] = RATES
     windows: GroupWindowConfig = field(default_factory=GroupWindowConfig)
 
@@ -78,6 +84,23 @@ def finetune_batch(truth: torch.Tensor, dec: torch.Tensor, g: torch.Generator, c
     return sample, t.float(), make_cond(dec, dec), eps
 
 
+def finetune_loss(model: torch.nn.Module, batch, truth: torch.Tensor, abar: torch.Tensor, cfg: FinetuneConfig,
+                  pixel: PixelLoss | None, g: torch.Generator) -> torch.Tensor:
+    """``eps_weight`` x min-SNR eps MSE + ``pixel_weight`` x pixel L1 of the predicted x0 (in-between frames)."""
+    sample, t, cond, eps = batch
+    pred = model(sample, t, cond)
+    loss = torch.zeros(())
+    if cfg.eps_weight:
+        err = (pred - eps)[:, 1:-1]
+        loss = loss + cfg.eps_weight * torch.mean(torch.mean(err ** 2, dim=(1, 2, 3, 4))
+                                                  * snr_weight(abar[t.long()], cfg.min_snr))
+    if pixel is not None and cfg.pixel_weight:
+        a = abar[t.long()].view(-1, 1, 1, 1, 1)
+        x0 = (sample - (1 - a).sqrt() * pred) / a.sqrt()
+        loss = loss + cfg.pixel_weight * pixel(x0, truth, g)
+    return loss
+
+
 def finetune(cfg: FinetuneConfig, out_dir: Path = CHECKPOINT_DIR, name: str = "default") -> dict:
     """Fine-tune; writes out_dir/unet_<name>.pt (+ .json) and returns the record."""
     torch.manual_seed(cfg.seed)
@@ -88,8 +111,10 @@ def finetune(cfg: FinetuneConfig, out_dir: Path = CHECKPOINT_DIR, name: str = "d
     mean = np.asarray(base_record["latent_mean"], np.float32)
     std = np.asarray(base_record["latent_std"], np.float32)
     train_pool = build_pool(load_warp_data(TRAIN_CLIPS, cfg.rates), mean, std, cfg.windows)
-    val_pool = build_pool(load_warp_data(VAL_CLIPS, cfg.rates), mean, std, cfg.windows)
+    val_pool = build_pool(load_warp_data(VAL_CLIPS, RATES), mean, std, cfg.windows)  # fixed: comparable runs
     abar = torch.from_numpy(alphas_cumprod()).float()
+    decoder = load_taef2()[1]
+    pixel = PixelLoss(decoder, mean, std, cfg.pixel_crop, cfg.pixel_frames) if cfg.pixel_weight else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup) * 0.5 * (
         1 + np.cos(np.pi * min(s, cfg.steps) / cfg.steps)))
@@ -100,15 +125,15 @@ def finetune(cfg: FinetuneConfig, out_dir: Path = CHECKPOINT_DIR, name: str = "d
     run = None
     for step in tqdm(range(1, cfg.steps + 1), desc="finetune", mininterval=10):
         truth, dec = (torch.from_numpy(a) for a in sample_group_windows(rng, train_pool, cfg.batch, cfg.windows))
-        sample, t, cond, eps = finetune_batch(truth, dec, g, cfg, abar)
-        err = (model(sample, t, cond) - eps)[:, 1:-1]
-        loss = torch.mean(torch.mean(err ** 2, dim=(1, 2, 3, 4)) * snr_weight(abar[t.long()], cfg.min_snr))
+        loss = finetune_loss(model, finetune_batch(truth, dec, g, cfg, abar), truth, abar, cfg, pixel, g)
         optimise_step(model, ema, opt, sched, loss, step, cfg.ema)
         run = loss.item() if run is None else 0.98 * run + 0.02 * loss.item()
         out_of_time = cfg.max_minutes > 0 and (time.time() - start) / 60 > cfg.max_minutes
         if step % 100 == 0 or step == cfg.steps or out_of_time:
-            val = (evaluate_groups(ema, val_pool, (cfg.val_strength,))
-                   if cfg.val_every and (step % cfg.val_every == 0 or step == cfg.steps) else {})
+            val = {}
+            if cfg.val_every and (step % cfg.val_every == 0 or step == cfg.steps):
+                val = evaluate_groups(ema, val_pool, (cfg.val_strength,))
+                val["pixel_psnr"] = evaluate_groups_pixels(ema, val_pool, decoder, mean, std, 0.2, 6, max_groups=4)
             history.append({"step": step, "train_loss": round(run, 4), "minutes": round((time.time() - start) / 60, 1),
                             **val})
             tqdm.write(json.dumps(history[-1]))
@@ -120,9 +145,11 @@ def finetune(cfg: FinetuneConfig, out_dir: Path = CHECKPOINT_DIR, name: str = "d
     train_minutes = round((time.time() - start) / 60, 1)
     final_val = evaluate_groups(ema, val_pool)
     final_val1 = evaluate_groups(ema, val_pool, (0.1, 0.2, 0.3), steps=1)
+    final_pixels = evaluate_groups_pixels(ema, val_pool, decoder, mean, std, 0.2, 6, max_groups=8)
     record = {**base_record, "steps": history[-1]["step"], "train_minutes": train_minutes,
               "val_loss": final_val[min((k for k in final_val if k != "warp"), key=final_val.get)],
-              "val_refine_mse": final_val, "val_refine_mse_1step": final_val1, "history": history, "finetune_config": asdict(cfg),
+              "val_refine_mse": final_val, "val_refine_mse_1step": final_val1,
+              "val_pixel_psnr": final_pixels, "history": history, "finetune_config": asdict(cfg),
               "base": {k: base_record.get(k) for k in ("steps", "train_minutes", "val_loss", "train_config")},
               "data": "real warp decoder output (export/tgvc_export/warp_data.py), rates " +
                       ", ".join(f"{r:g}" for r in cfg.rates) + " bpp",
