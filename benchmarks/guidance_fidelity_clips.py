@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     ap.add_argument("--clips-dir", default="/work/shared/data/videos")
     ap.add_argument("--bpp", type=float, default=0.005)
     ap.add_argument("--scale", type=float, default=30.0)
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=None, help="default: the decoder's default")
     ap.add_argument("--strength", type=float, default=None, help="default: the decoder's default")
     ap.add_argument("--out", default="benchmarks/results/guidance_fidelity_clips.json")
     args = ap.parse_args(argv)
@@ -67,7 +67,9 @@ def main(argv=None) -> int:
         rec = {"clip": clip, "bpp": len(data) * 8 / (video.meta.width * video.meta.height * len(video))}
         modes = {"warp": DecodeOptions(mode="warp")}
         for name, scale in (("diffusion_guidance_off", 0.0), ("diffusion_guidance_on", args.scale)):
-            dopts = DiffusionOptions(steps=args.steps, guidance_scale=scale)
+            dopts = DiffusionOptions(guidance_scale=scale)
+            if args.steps is not None:
+                dopts.steps = args.steps
             if args.strength is not None:
                 dopts.strength = args.strength
             modes[name] = DecodeOptions(mode="diffusion", diffusion=dopts)

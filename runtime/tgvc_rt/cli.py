@@ -86,7 +86,7 @@ def decode(
     input: Path = typer.Argument(..., help="Input .tgv stream."),
     output: Path = typer.Option(..., "-o", "--output", help="Output video (.y4m, .mp4, .mkv, .webm)."),
     mode: str = typer.Option("warp", help="warp (fast, classical) or diffusion (guided latent diffusion)."),
-    steps: int = typer.Option(6, help="Diffusion: guided denoising steps."),
+    steps: int = typer.Option(1, help="Diffusion: guided denoising steps (UNet calls per window)."),
     strength: float = typer.Option(0.2, help="Diffusion: warm-start strength (1 = from pure noise)."),
     guidance_scale: float = typer.Option(30.0, help="Diffusion: trajectory guidance scale s."),
     device: str = typer.Option("cpu", help="Diffusion: cpu, cuda, tensorrt or auto."),
