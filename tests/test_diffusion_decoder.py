@@ -85,7 +85,7 @@ def test_residual_output_adds_the_decoded_change_to_the_warp_frames(models):
     frames, tracks = _group(F=5, H=20, W=20)  # 20 px: padded to 24 for the VAE, cropped back
     same = diffuse_group(frames, frames[0], frames[-1], tracks, models, DiffusionOptions(strength=0.0), seed=0)
     assert np.array_equal(same, frames)  # nothing refined -> the warp frames, bit-exact (no VAE loss)
-    opts = DiffusionOptions(steps=2, strength=0.5)
+    opts = DiffusionOptions(steps=2, strength=0.5, residual_blur=0.0)
     res = diffuse_group(frames, frames[0], frames[-1], tracks, models, opts, seed=3).astype(np.int32)
     lat = diffuse_group(frames, frames[0], frames[-1], tracks, models,
                         DiffusionOptions(steps=2, strength=0.5, output="latent"), seed=3).astype(np.int32)
@@ -93,8 +93,13 @@ def test_residual_output_adds_the_decoded_change_to_the_warp_frames(models):
     rt = ae.decode(ae.encode(np.pad(frames, ((0, 0), (0, 4), (0, 4), (0, 0)), mode="edge")))[:, :20, :20]
     want = np.clip(frames.astype(np.int32) + lat - rt, 0, 255)  # warp + D(z) - D(z_warp), up to rounding
     assert np.abs(res[1:-1] - want[1:-1]).max() <= 2
+    blurred = diffuse_group(frames, frames[0], frames[-1], tracks, models,
+                            DiffusionOptions(steps=2, strength=0.5, residual_blur=2.0), seed=3).astype(np.int32)
+    assert np.abs(blurred - frames).std() < np.abs(res - frames).std()  # a smoother, smaller change
     with pytest.raises(OptionError):
         DiffusionOptions(output="pixels").validate()
+    with pytest.raises(OptionError):
+        DiffusionOptions(residual_blur=-1.0).validate()
 
 
 def test_short_groups_and_errors(models):

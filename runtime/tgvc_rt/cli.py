@@ -94,6 +94,8 @@ def decode(
     guidance_impl: str = typer.Option("auto", help="Diffusion: guidance on the CPU: auto, native (compiled) or numpy."),
     diffusion_output: str = typer.Option("residual", help="Diffusion: residual (warp + decoded latent change) "
                                                           "or latent (decoded latents alone)."),
+    residual_blur: float = typer.Option(4.0, help="Diffusion: Gaussian sigma (px) for the residual change "
+                                                  "(0 = off)."),
     models: str = typer.Option("default", help="Model set name or folder."),
     quiet: bool = Quiet,
 ) -> None:
@@ -107,13 +109,14 @@ def decode(
     _check_range("--strength", strength, 0.0, 1.0)
     _check_range("--guidance-scale", guidance_scale, 0.0, 1e6)
     _check_range("--threads", threads, 1, 1024)
+    _check_range("--residual-blur", residual_blur, 0.0, 1000.0)
     options = DecodeOptions(mode=mode, model_set=models)
     if mode == "diffusion":
         from .decoder.diffusion import DiffusionOptions
 
         options.diffusion = DiffusionOptions(steps=steps, strength=strength, guidance_scale=guidance_scale,
                                              device=device, threads=threads, guidance_impl=guidance_impl,
-                                             output=diffusion_output)
+                                             output=diffusion_output, residual_blur=residual_blur)
         options.diffusion.validate()
     data = read_stream_file(input)
     bs = read_bitstream(data)

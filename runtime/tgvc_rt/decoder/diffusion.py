@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from tgvc_rt.diffusion.guidance import latent_positions, num_pairs
@@ -53,6 +54,11 @@ class DiffusionOptions:
     """How refined latents become pixels: "residual" adds the decoded change of the latents to the warp
     frames, ``warp + D(z) - D(z_warp)`` (the VAE's own reconstruction error cancels; one more VAE decode),
     "latent" decodes ``D(z)`` alone."""
+    residual_blur: float = 4.0
+    """Gaussian sigma (px) applied to the decoded change of the residual output: keeps the UNet's
+    correction at the latent's scale (8 px) and drops the pixel-scale texture that TAEF2 makes of small
+    latent perturbations. 0 = off. Six clips at 0.005 bpp, sigma 4 vs 0: mean JOD 5.886 vs 5.819, VMAF
+    28.5 vs 24.9 (results/diffusion_sweep_residual_blur.json, results/codec_rd_tgvc.json)."""
     guidance_impl: str = "auto"
     """CPU guidance when ``guidance_factory`` is None: "native" (compiled float32,
     ``diffusion.guidance_native``), "numpy" (the reference ``diffusion.guidance.make_guidance``) or
@@ -67,6 +73,8 @@ class DiffusionOptions:
             raise OptionError(f"eta must be >= 0, got {self.eta}")
         if self.output not in OUTPUTS:
             raise OptionError(f"diffusion output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
+        if not self.residual_blur >= 0.0:
+            raise OptionError(f"residual blur must be >= 0 px, got {self.residual_blur}")
         if self.window < 2:
             raise OptionError(f"diffusion window must be >= 2 frames, got {self.window}")
 
@@ -171,6 +179,8 @@ def diffuse_group(warp_frames: np.ndarray, key_a: np.ndarray, key_b: np.ndarray,
             n = F - 2
             both = ae.decode_float(np.concatenate([latents[1:F - 1], zn[1:F - 1]]))
             change = both[:n, :H, :W] - both[n:, :H, :W]
+            if options.residual_blur > 0:  # keep the latent-scale part of the change
+                change = np.stack([cv2.GaussianBlur(c, (0, 0), options.residual_blur) for c in change])
             decoded = np.clip(np.rint(out[1:F - 1].astype(np.float32) + change), 0, 255).astype(np.uint8)
         else:
             decoded = ae.decode(latents[1:F - 1])[:, :H, :W]
