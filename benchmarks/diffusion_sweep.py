@@ -54,7 +54,8 @@ def run_clip(src: Path, bpp: float, configs: dict, metrics: tuple[str, ...], wor
     tgv.write_bytes(data)
     meta = stream_meta(read_bitstream(data))
     rows = []
-    for name, opts in {"warp": DecodeOptions(mode="warp"), **{k: decode_options(v) for k, v in configs.items()}}.items():
+    settings = {"warp": DecodeOptions(mode="warp"), **{k: decode_options(v) for k, v in configs.items()}}
+    for name, opts in settings.items():
         t0 = time.perf_counter()
         frames = np.stack(list(iter_decoded_frames(data, opts)))
         seconds = time.perf_counter() - t0

@@ -9,6 +9,8 @@ latents as they are and after refinement at each strength. Means are over in-bet
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -57,16 +59,16 @@ def evaluate_groups(model: torch.nn.Module, pool: GroupPool, strengths=(0.2, 0.3
 
 
 @torch.no_grad()
-def evaluate_groups_pixels(model: torch.nn.Module, pool: GroupPool, decoder: torch.nn.Module, mean, std,
-                           strength: float = 0.2, steps: int = 6, seed: int = 0, max_groups: int = 0) -> dict:
+def evaluate_groups_pixels(model: torch.nn.Module, pool: GroupPool,
+                           decode: Callable[[torch.Tensor], torch.Tensor], strength: float = 0.2,
+                           steps: int = 6, seed: int = 0, max_groups: int = 0) -> dict:
     """Picture-space check of the same loop: PSNR (dB, RGB 0-1) of the TAEF2-decoded in-between frames
     against the decoded true latents, for the warp latents and after refinement (frame-weighted MSE).
-    ``max_groups`` > 0 takes every n-th group so that about that many are decoded."""
-    m = torch.as_tensor(np.asarray(mean, np.float32)).view(1, -1, 1, 1)
-    s = torch.as_tensor(np.asarray(std, np.float32)).view(1, -1, 1, 1)
+    ``decode`` maps normalised latents to RGB (``PixelLoss.decode``); ``max_groups`` > 0 takes every
+    n-th group so that about that many are decoded."""
 
     def dec(zn: np.ndarray) -> torch.Tensor:
-        return decoder(torch.from_numpy(np.ascontiguousarray(zn)) * s + m).clamp(0, 1)
+        return decode(torch.from_numpy(np.ascontiguousarray(zn))).clamp(0, 1)
 
     rows = pool.groups.tolist()
     stride = max(1, len(rows) // max_groups) if max_groups else 1

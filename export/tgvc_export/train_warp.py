@@ -85,7 +85,7 @@ def finetune_batch(truth: torch.Tensor, dec: torch.Tensor, g: torch.Generator, c
 
 
 def finetune_loss(model: torch.nn.Module, batch, truth: torch.Tensor, abar: torch.Tensor, cfg: FinetuneConfig,
-                  pixel: PixelLoss | None, g: torch.Generator) -> torch.Tensor:
+                  pixel: PixelLoss, g: torch.Generator) -> torch.Tensor:
     """``eps_weight`` x min-SNR eps MSE + ``pixel_weight`` x pixel L1 of the predicted x0 (in-between frames)."""
     sample, t, cond, eps = batch
     pred = model(sample, t, cond)
@@ -94,7 +94,7 @@ def finetune_loss(model: torch.nn.Module, batch, truth: torch.Tensor, abar: torc
         err = (pred - eps)[:, 1:-1]
         loss = loss + cfg.eps_weight * torch.mean(torch.mean(err ** 2, dim=(1, 2, 3, 4))
                                                   * snr_weight(abar[t.long()], cfg.min_snr))
-    if pixel is not None and cfg.pixel_weight:
+    if cfg.pixel_weight:
         a = abar[t.long()].view(-1, 1, 1, 1, 1)
         x0 = (sample - (1 - a).sqrt() * pred) / a.sqrt()
         loss = loss + cfg.pixel_weight * pixel(x0, truth, g)
@@ -113,8 +113,7 @@ def finetune(cfg: FinetuneConfig, out_dir: Path = CHECKPOINT_DIR, name: str = "d
     train_pool = build_pool(load_warp_data(TRAIN_CLIPS, cfg.rates), mean, std, cfg.windows)
     val_pool = build_pool(load_warp_data(VAL_CLIPS, RATES), mean, std, cfg.windows)  # fixed: comparable runs
     abar = torch.from_numpy(alphas_cumprod()).float()
-    decoder = load_taef2()[1]
-    pixel = PixelLoss(decoder, mean, std, cfg.pixel_crop, cfg.pixel_frames) if cfg.pixel_weight else None
+    pixel = PixelLoss(load_taef2()[1], mean, std, cfg.pixel_crop, cfg.pixel_frames)  # loss and validation
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup) * 0.5 * (
         1 + np.cos(np.pi * min(s, cfg.steps) / cfg.steps)))
@@ -133,7 +132,7 @@ def finetune(cfg: FinetuneConfig, out_dir: Path = CHECKPOINT_DIR, name: str = "d
             val = {}
             if cfg.val_every and (step % cfg.val_every == 0 or step == cfg.steps):
                 val = evaluate_groups(ema, val_pool, (cfg.val_strength,))
-                val["pixel_psnr"] = evaluate_groups_pixels(ema, val_pool, decoder, mean, std, 0.2, 6, max_groups=4)
+                val["pixel_psnr"] = evaluate_groups_pixels(ema, val_pool, pixel.decode, 0.2, 6, max_groups=4)
             history.append({"step": step, "train_loss": round(run, 4), "minutes": round((time.time() - start) / 60, 1),
                             **val})
             tqdm.write(json.dumps(history[-1]))
@@ -145,7 +144,7 @@ def finetune(cfg: FinetuneConfig, out_dir: Path = CHECKPOINT_DIR, name: str = "d
     train_minutes = round((time.time() - start) / 60, 1)
     final_val = evaluate_groups(ema, val_pool)
     final_val1 = evaluate_groups(ema, val_pool, (0.1, 0.2, 0.3), steps=1)
-    final_pixels = evaluate_groups_pixels(ema, val_pool, decoder, mean, std, 0.2, 6, max_groups=8)
+    final_pixels = evaluate_groups_pixels(ema, val_pool, pixel.decode, 0.2, 6, max_groups=8)
     record = {**base_record, "steps": history[-1]["step"], "train_minutes": train_minutes,
               "val_loss": final_val[min((k for k in final_val if k != "warp"), key=final_val.get)],
               "val_refine_mse": final_val, "val_refine_mse_1step": final_val1,

@@ -47,7 +47,8 @@ class Autoencoder:
     """``vae_encoder``/``vae_decoder`` wrapper working in the *normalised* latent space.
 
     ``encode(images uint8 [N, H, W, 3]) -> zn float32 [N, C, H/8, W/8]``,
-    ``decode(zn) -> uint8 [N, H, W, 3]`` and ``decode_float(zn)`` (0-255 float32, unrounded); H and W must be multiples of 8 (the decoder pads).
+    ``decode(zn) -> uint8 [N, H, W, 3]`` and ``decode_float(zn)`` (0-255 float32, unrounded);
+    H and W must be multiples of 8 (the decoder pads).
     ``batch`` frames go through the model per call (bounds memory; results do not depend on it
     for per-frame models).
     """
