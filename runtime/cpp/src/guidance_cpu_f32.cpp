@@ -316,9 +316,16 @@ double run_step(tgvc_guidance_f32& g, const float* x0, float* grad, bool loss) {
     const int nt = std::max(1, std::min(g.threads, F - 2));
     std::vector<std::thread> pool;
     pool.reserve((size_t)nt - 1);
-    for (int i = 1; i < nt; ++i)
-        pool.emplace_back([&g, x0, grad, loss, i, nt] { frames_any(g, g.work[(size_t)i], x0, grad, 1 + i, nt, loss); });
+    int spawned = 1;  // partitions 1..spawned-1 run on their own threads, the rest on this one
+    try {
+        for (; spawned < nt; ++spawned) {
+            const int i = spawned;
+            pool.emplace_back([&g, x0, grad, loss, i, nt] { frames_any(g, g.work[(size_t)i], x0, grad, 1 + i, nt, loss); });
+        }
+    } catch (...) {  // no more threads: never leave a joinable thread behind an exception
+    }
     frames_any(g, g.work[0], x0, grad, 1, nt, loss);
+    for (int i = spawned; i < nt; ++i) frames_any(g, g.work[(size_t)i], x0, grad, 1 + i, nt, loss);
     for (std::thread& t : pool) t.join();
     double total = 0.0;  // per-frame sums added in frame order
     for (int f = 0; f < F; ++f) total += g.frame_loss[f];
