@@ -5,6 +5,9 @@ reference. The stream is decoded three ways: warp, diffusion with guidance off (
 diffusion with guidance on (``--scale``). Each output is re-tracked from the transmitted positions
 at the nearer keyframe (pyramidal LK, the same re-tracking as benchmarks/guidance_fidelity.py) and
 the mean end-point error (EPE, px) against the transmitted tracks over visible points is reported.
+The source clip itself is re-tracked the same way (``source``): its EPE is the floor of this metric
+(track quantisation, the encoder's tracker against the re-tracker), which no decoder can be expected
+to beat.
 
     nice python benchmarks/guidance_fidelity_clips.py --clips foreman_cif carphone_qcif \
         --out benchmarks/results/guidance_fidelity_clips.json
@@ -65,6 +68,8 @@ def main(argv=None) -> int:
         data = encode_video(video, EncodeOptions(rate=RateOptions(bpp=args.bpp), seed=0,
                                                  model_set_hash=default_model_set_hash())).data
         rec = {"clip": clip, "bpp": len(data) * 8 / (video.meta.width * video.meta.height * len(video))}
+        rec["source"] = group_epe(video.frames, data)
+        print(clip, "source", rec["source"], flush=True)
         modes = {"warp": DecodeOptions(mode="warp")}
         for name, scale in (("diffusion_guidance_off", 0.0), ("diffusion_guidance_on", args.scale)):
             dopts = DiffusionOptions(guidance_scale=scale)
