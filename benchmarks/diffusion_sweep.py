@@ -52,24 +52,30 @@ def run_clip(src: Path, bpp: float, configs: dict, metrics: tuple[str, ...], wor
                                              model_set_hash=default_model_set_hash())).data
     tgv = work / f"{src.stem}.tgv"
     tgv.write_bytes(data)
-    meta = stream_meta(read_bitstream(data))
     rows = []
     settings = {"warp": DecodeOptions(mode="warp"), **{k: decode_options(v) for k, v in configs.items()}}
     for name, opts in settings.items():
         t0 = time.perf_counter()
         frames = np.stack(list(iter_decoded_frames(data, opts)))
         seconds = time.perf_counter() - t0
-        out = work / f"{src.stem}_{name}.y4m"
-        with open_video_writer(out, meta) as writer:
-            for frame in frames:
-                writer.write(frame)
-        q = evaluate(str(src), str(out), str(tgv), metrics)
-        row = {"clip": src.stem, "setting": name, "config": configs.get(name, {}), "bpp": q.get("bpp"),
-               "psnr_y": q.get("psnr_y"), "msssim_y": q.get("msssim_y"), "vmaf": q.get("vmaf"),
-               "jod": q.get("cvvdp_jod"), "epe_px": group_epe(frames, data)["epe_px"], "decode_s": seconds}
-        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
-        rows.append(row)
+        rows.append(measure(src, frames, data, tgv, name, metrics, work,
+                            config=configs.get(name, {}), decode_s=seconds))
     return rows
+
+
+def measure(src: Path, frames: np.ndarray, data: bytes, tgv: Path, name: str, metrics: tuple[str, ...],
+            work: Path, **extra) -> dict:
+    """Quality (``tgvc_rt.metrics.evaluate``) and motion-fidelity EPE of decoded ``frames``; printed."""
+    out = work / f"{src.stem}_{name}.y4m"
+    with open_video_writer(out, stream_meta(read_bitstream(data))) as writer:
+        for frame in frames:
+            writer.write(frame)
+    q = evaluate(str(src), str(out), str(tgv), metrics)
+    row = {"clip": src.stem, "setting": name, **extra, "bpp": q.get("bpp"), "psnr_y": q.get("psnr_y"),
+           "msssim_y": q.get("msssim_y"), "vmaf": q.get("vmaf"), "jod": q.get("cvvdp_jod"),
+           "epe_px": group_epe(frames, data)["epe_px"]}
+    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+    return row
 
 
 def main(argv=None) -> int:
