@@ -65,14 +65,23 @@ def test_endpoints_are_keyframes_and_deterministic():
 
 
 def test_translating_square_beats_crossfade():
+    """The tracked square moves with its tracks at full strength (mean error < 3 grey levels on it).
+
+    The frame as a whole gains less than the square: the strip the square uncovers next to its trailing
+    edge is only visible in key B and takes some of the square's motion (the price of the low
+    ``prior_weight`` that real clips with sparse tracks need, docs/decoder.md).
+    """
     frames, tracks = _square_scene()
     mid = F // 2
     out = interpolate_group(frames[0], frames[-1], tracks)
     fade = interpolate_group(frames[0], frames[-1], Tracks.empty(F))
     p_warp, p_fade = _psnr(out[mid], frames[mid]), _psnr(fade[mid], frames[mid])
-    assert p_warp > p_fade + 2.5, (p_warp, p_fade)
-    for f in range(1, F - 1):  # every in-between frame improves
+    assert p_warp > p_fade + 1.0, (p_warp, p_fade)
+    for f in range(1, F - 1):  # every in-between frame improves, and the square is where it should be
         assert _psnr(out[f], frames[f]) > _psnr(fade[f], frames[f])
+        x = int(round(30 + 3.0 * f))
+        square = (slice(32, 32 + S), slice(x, x + S))
+        assert np.abs(out[f][square].astype(float) - frames[f][square]).mean() < 3.0, f
 
 
 def test_no_tracks_is_crossfade():
