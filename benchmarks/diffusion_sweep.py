@@ -92,11 +92,16 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for clip in args.clips:
             rows += run_clip(Path(args.clips_dir) / f"{clip}.y4m", args.bpp, configs, tuple(args.metrics), Path(tmp))
-    result = {"benchmark": "diffusion_sweep", "command": "python " + " ".join(sys.argv),
-              "cvvdp_python": os.environ.get("TGVC_CVVDP_PYTHON"), "options": vars(args),
-              "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "records": rows}
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    write_result("diffusion_sweep", args, rows)
     return 0
+
+
+def write_result(benchmark: str, args: argparse.Namespace, records: list, **extra) -> None:
+    """The JSON every sweep writes to ``args.out``: command, options, machine, date, records."""
+    result = {"benchmark": benchmark, "command": "python " + " ".join(sys.argv),
+              "cvvdp_python": os.environ.get("TGVC_CVVDP_PYTHON"), "options": vars(args),
+              "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M"), **extra, "records": records}
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -18,18 +18,14 @@ JOD, motion-fidelity EPE). Per clip the script also reports
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from diffusion_sweep import measure  # noqa: E402
+from diffusion_sweep import measure, write_result  # noqa: E402
 
 from tgvc_rt.bitstream import read_bitstream, section_overhead  # noqa: E402
 from tgvc_rt.bitstream.varint import pack_uleb  # noqa: E402
@@ -112,10 +108,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         records = [run_clip(Path(args.clips_dir) / f"{clip}.y4m", args.bpp, args.blocks, tuple(args.metrics),
                             Path(tmp)) for clip in args.clips]
-    result = {"benchmark": "refine_oracle", "command": "python " + " ".join(sys.argv),
-              "cvvdp_python": os.environ.get("TGVC_CVVDP_PYTHON"), "options": vars(args),
-              "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "records": records}
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    write_result("refine_oracle", args, records)
     return 0
 
 

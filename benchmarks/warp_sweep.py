@@ -4,6 +4,7 @@ Each clip is encoded once per ``--bpp`` (Python API); the stream is decoded in w
 setting of ``--configs`` (a JSON object name -> WarpOptions fields, with the dense-motion fields
 under "motion"), measured like ``diffusion_sweep.py`` (``tgvc_rt.metrics.evaluate`` with
 ``--metrics``, PSNR-Y only by default, and the re-tracked EPE against the transmitted tracks).
+``--track-shares`` encodes each clip once per trajectory budget share as well (encoder side).
 
     python benchmarks/warp_sweep.py --bpp 0.005 0.01 \\
         --configs '{"prior0.5": {"motion": {"prior_weight": 0.5}}, "prior0.02": {"motion": {"prior_weight": 0.02}}}' \\
@@ -13,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from diffusion_sweep import measure  # noqa: E402
+from diffusion_sweep import measure, write_result  # noqa: E402
 
 from tgvc_rt.decoder.dense_motion import DenseMotionOptions  # noqa: E402
 from tgvc_rt.decoder.pipeline import DecodeOptions, iter_decoded_frames  # noqa: E402
@@ -47,6 +46,7 @@ def main(argv=None) -> int:
     ap.add_argument("--clips-dir", default="/work/shared/data/videos")
     ap.add_argument("--bpp", type=float, nargs="+", default=[0.005])
     ap.add_argument("--configs", default='{"default": {}}')
+    ap.add_argument("--track-shares", type=float, nargs="+", default=[RateOptions().track_share])
     ap.add_argument("--metrics", nargs="+", default=["psnr"])
     ap.add_argument("--out", default="benchmarks/results/warp_sweep.json")
     args = ap.parse_args(argv)
@@ -58,25 +58,27 @@ def main(argv=None) -> int:
             src = Path(args.clips_dir) / f"{clip}.y4m"
             video = read_video(src)
             for bpp in args.bpp:
-                data = encode_video(video, EncodeOptions(rate=RateOptions(bpp=bpp), seed=0,
-                                                         model_set_hash=default_model_set_hash())).data
-                tgv = work / f"{clip}_{bpp}.tgv"
-                tgv.write_bytes(data)
-                for name, opts in configs.items():
-                    frames = np.stack(list(iter_decoded_frames(data, DecodeOptions(mode="warp", warp=opts))))
-                    rows.append(measure(src, frames, data, tgv, name, tuple(args.metrics), work, target_bpp=bpp))
+                for share in args.track_shares:
+                    rate = RateOptions(bpp=bpp, track_share=share)
+                    data = encode_video(video, EncodeOptions(rate=rate, seed=0,
+                                                             model_set_hash=default_model_set_hash())).data
+                    tgv = work / f"{clip}_{bpp}_{share}.tgv"
+                    tgv.write_bytes(data)
+                    for name, opts in configs.items():
+                        frames = np.stack(list(iter_decoded_frames(data, DecodeOptions(mode="warp", warp=opts))))
+                        rows.append(measure(src, frames, data, tgv, name, tuple(args.metrics), work,
+                                            target_bpp=bpp, track_share=share))
     summary = {}
     for bpp in args.bpp:
-        for name in configs:
-            sel = [r for r in rows if r["target_bpp"] == bpp and r["setting"] == name]
-            summary[f"{name}@{bpp}"] = {k: float(np.mean([r[k] for r in sel]))
-                                        for k in ("psnr_y", "msssim_y", "vmaf", "jod", "epe_px")
-                                        if all(r[k] is not None for r in sel)}
+        for share in args.track_shares:
+            for name in configs:
+                sel = [r for r in rows if r["target_bpp"] == bpp and r["setting"] == name and r["track_share"] == share]
+                key = f"{name}@{bpp}" if len(args.track_shares) == 1 else f"{name}@{bpp}/share{share}"
+                summary[key] = {k: float(np.mean([r[k] for r in sel]))
+                                for k in ("psnr_y", "msssim_y", "vmaf", "jod", "epe_px")
+                                if all(r[k] is not None for r in sel)}
     print(json.dumps(summary, indent=1))
-    result = {"benchmark": "warp_sweep", "command": "python " + " ".join(sys.argv), "options": vars(args),
-              "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
-              "mean_over_clips": summary, "records": rows}
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    write_result("warp_sweep", args, rows, mean_over_clips=summary)
     return 0
 
 
