@@ -121,3 +121,15 @@ def test_onnx_tracker_and_bench(tmp_path, sample_clip):
     assert out.stat().st_size > 0
     text = run("bench", sample_clip, "--frames", "8", "--repeat", "1", "--json", tmp_path / "b.json", check=0).stdout
     assert "encode" in text and "decode" in text and (tmp_path / "b.json").is_file()
+
+
+def test_encode_defaults_match_the_api():
+    """The CLI's encoder defaults are the library's (one source of truth for tuned values)."""
+    import inspect
+
+    from tgvc_rt import cli
+    from tgvc_rt.encoder.ratecontrol import RateOptions
+
+    params = inspect.signature(cli.encode).parameters
+    assert params["track_share"].default.default == RateOptions().track_share
+    assert params["bpp"].default.default == RateOptions().bpp

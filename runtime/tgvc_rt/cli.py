@@ -39,7 +39,7 @@ def encode(
     max_gap: int = typer.Option(15, help="Largest keyframe distance (16-frame decoding window: 15)."),
     tracker: str = typer.Option("dis", help="Point tracker: dis, lk or onnx."),
     grid_step: int = typer.Option(8, help="Spacing of the tracking query grid in pixels."),
-    track_share: float = typer.Option(0.15, help="Largest share of the budget for trajectories."),
+    track_share: float = typer.Option(0.1, help="Largest share of the budget for trajectories."),
     track_step: float = typer.Option(0.5, help="Trajectory quantisation step in pixels."),
     keyframe_codec: str = typer.Option("av1-seq", help="av1-seq, hevc-seq (keyframes as one P-frame stream), "
                                                        "or av1, hevc, avif (independent intra pictures)."),

@@ -24,8 +24,10 @@ MIN_BPP, MAX_BPP = 1e-4, 2.0
 class RateOptions:
     bpp: float | None = 0.005       # target bits per pixel (of the whole clip)
     kbps: float | None = None       # alternative target in kbit/s (overrides bpp when given)
-    track_share: float = 0.15       # largest share of the budget for trajectories (0.12 vs 0.25 at 0.005 bpp,
-    #                                 warp decoder: VMAF +0.3..+1 on foreman/bikes, -0.7 on mobile)
+    track_share: float = 0.1        # largest share of the budget for trajectories; with the full-strength warp
+    #                                 decoder 0.075-0.1 is best (six clips, mean PSNR-Y / VMAF at 0.005 bpp:
+    #                                 0.05 24.90 / 30.9, 0.1 24.99 / 31.1, 0.15 24.94 / 30.5, 0.25 24.76 / 28.2;
+    #                                 benchmarks/results/warp_sweep_track_share*.json, docs/decoder.md)
     min_tracks_per_group: int = 0   # never shrink a group below this many tracks
 
 
