@@ -133,3 +133,18 @@ def test_encode_defaults_match_the_api():
     params = inspect.signature(cli.encode).parameters
     assert params["track_share"].default.default == RateOptions().track_share
     assert params["bpp"].default.default == RateOptions().bpp
+
+
+def test_decode_defaults_match_the_api():
+    """The CLI's diffusion defaults are ``DiffusionOptions``' (tuned values live in one place)."""
+    import inspect
+
+    from tgvc_rt import cli
+    from tgvc_rt.decoder.diffusion import DiffusionOptions
+
+    params = inspect.signature(cli.decode).parameters
+    want = DiffusionOptions()
+    for flag, field in (("steps", "steps"), ("strength", "strength"), ("guidance_scale", "guidance_scale"),
+                        ("device", "device"), ("guidance_impl", "guidance_impl"),
+                        ("diffusion_output", "output"), ("residual_blur", "residual_blur")):
+        assert params[flag].default.default == getattr(want, field), flag

@@ -9,6 +9,13 @@ from tgvc_rt.decoder.warp import WarpOptions, interpolate_group
 from tgvc_rt.types import Tracks
 
 H, W, F, S = 144, 192, 9, 56  # frame size, group length, square side
+X0, Y0 = 30, 32  # the square's top-left corner at frame 0
+
+
+def _square_box(f: int, shift: float = 3.0) -> tuple[slice, slice]:
+    """Rows and columns the square covers at frame ``f``."""
+    x = int(round(X0 + shift * f))
+    return slice(Y0, Y0 + S), slice(x, x + S)
 
 
 def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -24,11 +31,10 @@ def _square_scene(shift: float = 3.0):
     bg = _texture(rng, H, W)
     fg = _texture(rng, S, S)
     frames = np.empty((F, H, W, 3), np.uint8)
-    x0, y0 = 30, 32
+    x0, y0 = X0, Y0
     for f in range(F):
         frames[f] = bg
-        x = int(round(x0 + shift * f))
-        frames[f, y0:y0 + S, x:x + S] = fg
+        frames[f][_square_box(f, shift)] = fg
     # tracks: a 5x5 grid on the square + a sparse grid on the background (static)
     gy, gx = np.meshgrid(np.linspace(3, S - 4, 6), np.linspace(3, S - 4, 6), indexing="ij")
     sq = np.stack([gx.ravel() + x0, gy.ravel() + y0], -1)
@@ -79,8 +85,7 @@ def test_translating_square_beats_crossfade():
     assert p_warp > p_fade + 1.0, (p_warp, p_fade)
     for f in range(1, F - 1):  # every in-between frame improves, and the square is where it should be
         assert _psnr(out[f], frames[f]) > _psnr(fade[f], frames[f])
-        x = int(round(30 + 3.0 * f))
-        square = (slice(32, 32 + S), slice(x, x + S))
+        square = _square_box(f)
         assert np.abs(out[f][square].astype(float) - frames[f][square]).mean() < 3.0, f
 
 

@@ -39,7 +39,7 @@ class DenseMotionOptions:
     sigma_min: float = 3.0  # full-res pixels
     sigma_max: float = 24.0  # full-res pixels
     prior_weight: float = 0.02  # weight of the prior (global or zero motion), one lone track = 1; was 0.5,
-    #   which applied a lone track's motion at 2/3 strength (six clips, 0.005 bpp: warp PSNR-Y +0.10 dB,
+    #   which applied a lone track's motion at 2/3 strength (six clips, 0.005 bpp: warp PSNR-Y +0.09 dB,
     #   re-tracked EPE 9.7 -> 5.7 px; docs/decoder.md). The keys' colours still pull static cells to the prior.
     occluded_track_weight: float = 0.5  # flow weight of a track hidden in the key it points to
     global_min_tracks: int = 8  # fewer visible tracks: no global model

@@ -27,7 +27,8 @@ class RateOptions:
     track_share: float = 0.1        # largest share of the budget for trajectories; with the full-strength warp
     #                                 decoder 0.075-0.1 is best (six clips, mean PSNR-Y / VMAF at 0.005 bpp:
     #                                 0.05 24.90 / 30.9, 0.1 24.99 / 31.1, 0.15 24.94 / 30.5, 0.25 24.76 / 28.2;
-    #                                 benchmarks/results/warp_sweep_track_share*.json, docs/decoder.md)
+    #                                 mean JOD 0.1 vs 0.15: 5.992 vs 5.977, 6.985 vs 6.938 at 0.01 bpp;
+    #                                 benchmarks/results/warp_sweep_track_share*.json, codec_rd_tgvc.json)
     min_tracks_per_group: int = 0   # never shrink a group below this many tracks
 
 
