@@ -85,12 +85,16 @@ def encode(
 def decode(
     input: Path = typer.Argument(..., help="Input .tgv stream."),
     output: Path = typer.Option(..., "-o", "--output", help="Output video (.y4m, .mp4, .mkv, .webm)."),
-    mode: str = typer.Option("warp", help="warp (fast, classical) or diffusion (guided latent diffusion)."),
+    mode: str = typer.Option("interp", help="interp (pretrained interpolator steered by the tracks), warp (fast, "
+                                             "classical, no model) or diffusion (guided latent diffusion on interp)."),
+    init_flow: bool = typer.Option(True, help="Interp: start the interpolator from the tracks' dense flows."),
+    flow_guidance: float = typer.Option(1.0, help="Interp: strength of the per-block pull of the flow onto the "
+                                                  "tracks (0 = off)."),
     steps: int = typer.Option(1, help="Diffusion: guided denoising steps (UNet calls per window)."),
     strength: float = typer.Option(0.2, help="Diffusion: warm-start strength (1 = from pure noise)."),
     guidance_scale: float = typer.Option(30.0, help="Diffusion: trajectory guidance scale s."),
-    device: str = typer.Option("cpu", help="Diffusion: cpu, cuda, tensorrt or auto."),
-    threads: Optional[int] = typer.Option(None, help="Diffusion: CPU threads for ONNX Runtime."),
+    device: str = typer.Option("cpu", help="Models: cpu, cuda, tensorrt or auto."),
+    threads: Optional[int] = typer.Option(None, help="Models: CPU threads for ONNX Runtime."),
     guidance_impl: str = typer.Option("auto", help="Diffusion: guidance on the CPU: auto, native (compiled) or numpy."),
     diffusion_output: str = typer.Option("residual", help="Diffusion: residual (warp + decoded latent change) "
                                                           "or latent (decoded latents alone)."),
@@ -110,7 +114,9 @@ def decode(
     _check_range("--guidance-scale", guidance_scale, 0.0, 1e6)
     _check_range("--threads", threads, 1, 1024)
     _check_range("--residual-blur", residual_blur, 0.0, 1000.0)
-    options = DecodeOptions(mode=mode, model_set=models)
+    _check_range("--flow-guidance", flow_guidance, 0.0, 100.0)
+    options = DecodeOptions(mode=mode, model_set=models, device=device, threads=threads)
+    options.interp = replace(options.interp, init_flow=init_flow, guidance=flow_guidance)
     if mode == "diffusion":
         from .decoder.diffusion import DiffusionOptions
 

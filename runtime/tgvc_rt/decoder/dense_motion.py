@@ -145,7 +145,7 @@ def _global_model(tracks: Tracks, height: int, width: int, opts: DenseMotionOpti
     return m_a, m_b
 
 
-def _sigma(tracks: Tracks, opts: DenseMotionOptions) -> float:
+def track_sigma(tracks: Tracks, opts: DenseMotionOptions) -> float:
     """A low percentile of the nearest-visible-track distances (first/middle/last frame), scaled, clipped."""
     if tracks.num_tracks < 2:
         return opts.sigma_max
@@ -223,7 +223,7 @@ def dense_motion(tracks: Tracks, height: int, width: int,
     values = np.concatenate([wt_a[..., None], wt_a[..., None] * ra, wt_b[..., None], wt_b[..., None] * rb,
                              vis_f[..., None], hid_a[..., None], hid_b[..., None]], axis=-1)  # [F, K, 9]
     pos = (src + 0.5) * np.array([w / width, h / height], np.float32) - 0.5
-    sigma = _sigma(tracks, options) * options.scale
+    sigma = track_sigma(tracks, options) * options.scale
     acc = _blur_channels(_splat(pos, values, h, w), sigma)
     acc = acc.reshape(h, w, f_, 9).transpose(2, 0, 1, 3) * np.float32(2 * np.pi * sigma * sigma)
     prior = np.float32(options.prior_weight)

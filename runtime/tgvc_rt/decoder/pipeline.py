@@ -1,6 +1,7 @@
 """The decoder: .tgv -> frames, one keyframe group at a time (streaming, bounded memory).
 
-read .tgv -> per group: decode its two keyframes and its tracks -> warp interpolation
+read .tgv -> per group: decode its two keyframes and its tracks
+          -> interpolation: "interp" (the model set's IFNet steered by the tracks) or "warp" (classical)
           -> (mode "diffusion") guided latent diffusion refinement -> emit frames in order
 """
 from __future__ import annotations
@@ -16,18 +17,25 @@ from ..encoder.keyframe_formats import KeyframeReader
 from ..encoder.trajectories import decode_tracks
 from ..errors import ModelSetError, OptionError
 from ..types import VideoMeta
-from .warp import WarpOptions, interpolate_group
+from .interpolate import InterpOptions
+from .interpolate import interpolate_group as interp_group
+from .warp import WarpOptions
+from .warp import interpolate_group as warp_group
 
-MODES = ("warp", "diffusion")
+MODES = ("interp", "warp", "diffusion")
+MODEL_MODES = ("interp", "diffusion")  # modes that need the model set
 
 
 @dataclass
 class DecodeOptions:
-    mode: str = "warp"
+    mode: str = "interp"
     warp: WarpOptions = field(default_factory=WarpOptions)
+    interp: InterpOptions = field(default_factory=InterpOptions)
     diffusion: object | None = None      # decoder.diffusion.DiffusionOptions (mode "diffusion")
-    model_set: str = "default"           # name or path of the model set (mode "diffusion")
+    model_set: str = "default"           # name or path of the model set (modes "interp", "diffusion")
     check_model_set: bool = True         # refuse streams made for another model set
+    device: str = "cpu"                  # backend device of the model set: cpu | cuda | tensorrt | auto
+    threads: int | None = None           # CPU threads of the backend (None: its default)
 
 
 @dataclass
@@ -44,16 +52,31 @@ def stream_meta(bs: Bitstream) -> VideoMeta:
     return VideoMeta(h.width, h.height, h.fps_num, h.fps_den)
 
 
-def _open_diffusion(bs: Bitstream, options: DecodeOptions) -> Callable:
+def _open_model_set(bs: Bitstream, options: DecodeOptions):
     from ..models import load_model_set, model_set_hash
-    from .diffusion import DiffusionOptions, diffuse_group
 
-    models = load_model_set(options.model_set, device=getattr(options.diffusion, "device", "cpu"),
-                            threads=getattr(options.diffusion, "threads", None))
+    models = load_model_set(options.model_set, device=options.device, threads=options.threads)
     if options.check_model_set and model_set_hash(models.path) != bs.header.model_set_hash:
         raise ModelSetError(f"this stream was made for model set {bs.header.model_set_hash.hex()}, "
                             f"but {options.model_set!r} is {model_set_hash(models.path).hex()}; "
                             f"pass the matching --models or decode with --mode warp")
+    return models
+
+
+def _open_interpolator(models, options: DecodeOptions) -> Callable:
+    """The group interpolator: the model set's IFNet when it has one, else the warp decoder."""
+    if models is None or not models.has("interpolator"):
+        if options.mode == "interp":
+            raise ModelSetError(f"model set {options.model_set!r} has no interpolator; decode with --mode warp")
+        return lambda key_a, key_b, tracks: warp_group(key_a, key_b, tracks, options.warp)
+    options.interp.validate()
+    session = models.session("interpolator")
+    return lambda key_a, key_b, tracks: interp_group(key_a, key_b, tracks, session.run, options.interp)
+
+
+def _open_diffusion(bs: Bitstream, models, options: DecodeOptions) -> Callable:
+    from .diffusion import DiffusionOptions, diffuse_group
+
     dopts = options.diffusion or DiffusionOptions()
 
     def run(warp_frames, key_a, key_b, tracks, group_index, timings):
@@ -72,7 +95,10 @@ def iter_decoded_frames(data: bytes, options: DecodeOptions = DecodeOptions(),
     bs = read_bitstream(data)
     h = bs.header
     reader = KeyframeReader(h.keyframe_codec, h.width, h.height)
-    diffuse = _open_diffusion(bs, options) if options.mode == "diffusion" else None
+    models = _open_model_set(bs, options) if options.mode in MODEL_MODES else None
+    interpolate = (_open_interpolator(models, options) if models is not None
+                   else lambda key_a, key_b, tracks: warp_group(key_a, key_b, tracks, options.warp))
+    diffuse = _open_diffusion(bs, models, options) if options.mode == "diffusion" else None
 
     cache: dict[int, np.ndarray] = {}
 
@@ -96,8 +122,8 @@ def iter_decoded_frames(data: bytes, options: DecodeOptions = DecodeOptions(),
             frames = key_a[None]
         else:
             t0 = time.perf_counter()
-            frames = interpolate_group(key_a, key_b, tracks, options.warp)
-            stats.add("warp", time.perf_counter() - t0)
+            frames = interpolate(key_a, key_b, tracks)
+            stats.add("interpolation", time.perf_counter() - t0)
             if diffuse is not None and num > 2:
                 t0 = time.perf_counter()
                 frames = diffuse(frames, key_a, key_b, tracks, g, stats.seconds)

@@ -1,0 +1,124 @@
+"""Trajectory-guided interpolation with the model set's pretrained IFNet (``--mode interp``).
+
+For each in-between frame f of a group (``t = f / (F-1)``) the ``interpolator`` model (RIFE v4
+IFNet, ``docs/models.md``) interpolates from the two decoded keyframes, steered by the tracks:
+
+* ``init_flow``: the tracks' dense backward flows (``dense_motion``, the same fields the warp decoder
+  warps with) replace the first, coarsest block's flow where the tracks support them;
+* ``guidance``: after every block the flow is pulled onto the tracks' displacements at their
+  positions at ``t`` by a smooth correction field (Gaussian width from the track spacing).
+
+Both are inputs of one ONNX graph; with both off this is RIFE alone. Frames are padded (edge
+replication, bottom/right) to multiples of the model's ``pad``; track coordinates are unaffected.
+Deterministic for a given backend: no randomness.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from tgvc_rt.decoder.dense_motion import DenseMotionOptions, dense_motion, track_sigma
+from tgvc_rt.errors import OptionError
+from tgvc_rt.models.interpolator import DEFAULT_PAD, frames_output, image_input, pad_edges, padded_size
+from tgvc_rt.types import Tracks
+
+Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class InterpOptions:
+    init_flow: bool = True  # (a) the tracks' dense flows replace the first block's flow where supported
+    guidance: float = 1.0  # (b) strength of the per-block flow correction at the tracks (0 = off)
+    guide_lambda: float = 0.02  # regulariser of the correction: far from tracks it fades to 0
+    sigma_scale: float = 1.0  # correction width = this x the dense-motion Gaussian width
+    batch: int = 4  # in-between frames per model call (memory bound; results do not depend on it)
+    pad: int = DEFAULT_PAD  # frame sides are padded to multiples of this (the model's coarsest stride)
+    motion: DenseMotionOptions = field(default_factory=DenseMotionOptions)
+
+    def validate(self) -> None:
+        if not self.guidance >= 0:
+            raise OptionError(f"interpolation guidance must be >= 0, got {self.guidance}")
+        if not self.guide_lambda > 0:
+            raise OptionError(f"interpolation guidance lambda must be > 0, got {self.guide_lambda}")
+        if self.batch < 1:
+            raise OptionError(f"interpolation batch must be >= 1, got {self.batch}")
+
+
+def track_constraints(tracks: Tracks, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions at f [K, 2], backward displacements to key A and key B [K, 4], weights [K, 2].
+
+    A track constrains the flow to a key where it is visible both at f and in that key. K >= 1:
+    with no tracks one zero-weight row is returned (the graph takes no empty axis).
+    """
+    n = tracks.num_frames - 1
+    if tracks.num_tracks == 0:
+        return np.zeros((1, 2), np.float32), np.zeros((1, 4), np.float32), np.zeros((1, 2), np.float32)
+    xy, vis = tracks.xy, tracks.vis
+    pos = xy[:, f]
+    disp = np.concatenate([xy[:, 0] - pos, xy[:, n] - pos], axis=1)
+    weight = np.stack([vis[:, f] & vis[:, 0], vis[:, f] & vis[:, n]], axis=1).astype(np.float32)
+    return pos.astype(np.float32), disp.astype(np.float32), weight
+
+
+def _full_res(grid: np.ndarray, height: int, width: int) -> np.ndarray:
+    """[h, w, C] reduced grid -> [C, H, W] full resolution (bilinear)."""
+    up = cv2.resize(grid, (width, height), interpolation=cv2.INTER_LINEAR)
+    return up.reshape(height, width, -1).transpose(2, 0, 1)
+
+
+def interpolate_group(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, run: Runner,
+                      options: InterpOptions = InterpOptions()) -> np.ndarray:
+    """Frames of one group, uint8 [F, H, W, 3]; frame 0 is ``key_a``, frame F-1 ``key_b``.
+
+    ``run`` executes the interpolator model (a backend session's ``run``).
+    """
+    key_a = np.ascontiguousarray(key_a, dtype=np.uint8)
+    key_b = np.ascontiguousarray(key_b, dtype=np.uint8)
+    if key_a.shape != key_b.shape or key_a.ndim != 3 or key_a.shape[2] != 3:
+        raise OptionError(f"keyframes must be two uint8 [H, W, 3] of one size, got {key_a.shape} {key_b.shape}")
+    f_ = tracks.num_frames
+    if f_ < 1:
+        raise OptionError("a group needs at least one frame")
+    height, width = key_a.shape[:2]
+    out = np.empty((f_, height, width, 3), np.uint8)
+    out[0] = key_a
+    if f_ == 1:
+        return out
+    out[-1] = key_b
+    if f_ == 2:
+        return out
+    hp, wp = padded_size(height, width, options.pad)
+    img0, img1 = image_input(key_a, hp, wp), image_input(key_b, hp, wp)
+    use_init = options.init_flow and tracks.num_tracks > 0
+    dm = dense_motion(tracks, height, width, options.motion) if use_init else None
+    sigma = track_sigma(tracks, options.motion) * options.sigma_scale
+    guide = np.array([sigma, options.guide_lambda, options.guidance], np.float32)
+    zero_flow = np.zeros((4, hp, wp), np.float32)
+    zero_weight = np.zeros((1, hp, wp), np.float32)
+    inner = list(range(1, f_ - 1))
+    for i in range(0, len(inner), options.batch):
+        frames = inner[i:i + options.batch]
+        b = len(frames)
+        flow_init, init_weight = [], []
+        for f in frames:
+            if dm is None:
+                flow_init.append(zero_flow)
+                init_weight.append(zero_weight)
+                continue
+            grid = np.concatenate([dm.flow_a[f], dm.flow_b[f], dm.support[f][..., None]], axis=-1)
+            full = pad_edges(_full_res(grid, height, width), hp, wp)
+            flow_init.append(full[:4])
+            init_weight.append(full[4:5])
+        cons = [track_constraints(tracks, f) for f in frames]
+        feeds = {
+            "img0": np.broadcast_to(img0, (b, 3, hp, wp)), "img1": np.broadcast_to(img1, (b, 3, hp, wp)),
+            "timestep": np.array([f / (f_ - 1) for f in frames], np.float32),
+            "flow_init": np.stack(flow_init), "init_weight": np.stack(init_weight),
+            "track_xy": np.stack([c[0] for c in cons]), "track_flow": np.stack([c[1] for c in cons]),
+            "track_weight": np.stack([c[2] for c in cons]), "guide": guide,
+        }
+        out[frames] = frames_output(run(feeds)["frame"], height, width)
+    return out
