@@ -1,6 +1,9 @@
 """End-to-end CLI behaviour: the main job, determinism and every kind of bad input."""
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +151,52 @@ def test_decode_defaults_match_the_api():
                         ("device", "device"), ("guidance_impl", "guidance_impl"),
                         ("diffusion_output", "output"), ("residual_blur", "residual_blur")):
         assert params[flag].default.default == getattr(want, field), flag
+
+
+def wait_until(condition, proc, timeout=60.0) -> bool:
+    """Poll ``condition`` until it holds (True), ``proc`` ends or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def catches_sigterm(pid: int) -> bool:
+    """True once process ``pid`` has a SIGTERM handler (the SigCgt mask of /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="watches the child through /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("command", ["encode", "decode"])
+def test_signal_ends_run_and_leaves_no_file(command, sig, sample_clip, encoded, tmp_path):
+    """SIGINT/SIGTERM mid-run: one stderr line, status 128 + signal, no output and no temporary file.
+    The decode (diffusion: seconds long) is signalled once its hidden temporary output exists; the encode
+    (which writes only at its end) once the CLI has its SIGTERM handler, plus a moment into the work."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    if command == "encode":
+        args = ["encode", sample_clip, "-o", out_dir / "x.tgv", "--resize", "352x288", "-q"]
+    else:
+        args = ["decode", encoded, "-o", out_dir / "x.y4m", "--mode", "diffusion", "--threads", "1", "-q"]
+    proc = subprocess.Popen([sys.executable, "-m", "tgvc_rt", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        ready = (lambda: catches_sigterm(proc.pid)) if command == "encode" else (lambda: any(out_dir.iterdir()))
+        assert wait_until(ready, proc), "the run ended before it could be signalled"
+        if command == "encode":
+            time.sleep(0.5)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 128 + sig, err
+    assert err.splitlines() == ["tgvc-rt: interrupted"]
+    assert list(out_dir.iterdir()) == []

@@ -18,9 +18,9 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     if not folder.is_dir():
         raise InputError(f"{target}: output folder {folder} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix or ".tmp", dir=folder)
-    os.close(fd)
     tmp_path = Path(tmp)
-    try:
+    try:  # from right after mkstemp: an exception anywhere (SIGTERM raises one in the CLI) removes the file
+        os.close(fd)
         yield tmp_path
         os.replace(tmp_path, target)
     finally:
