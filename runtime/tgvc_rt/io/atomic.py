@@ -3,11 +3,37 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
+import threading
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from ..errors import InputError
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the system shows it (Linux /proc), else set and
+    restored at once under a lock."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def output_mode(target: Path) -> int:
+    """Permissions for a new ``target``: those of the file it replaces, else 0o666 less the umask (as
+    ``open`` would give; mkstemp's temporary files are 0o600)."""
+    with contextlib.suppress(OSError):
+        return stat.S_IMODE(target.stat().st_mode)
+    return 0o666 & ~current_umask()
 
 
 @contextlib.contextmanager
@@ -22,6 +48,7 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     try:  # from right after mkstemp: an exception anywhere (SIGTERM raises one in the CLI) removes the file
         os.close(fd)
         yield tmp_path
+        os.chmod(tmp_path, output_mode(target))
         os.replace(tmp_path, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
