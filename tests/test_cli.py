@@ -87,11 +87,41 @@ def test_corrupted_stream(encoded, tmp_path):
     ("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--steps", "0"),
     ("decode", "{tgv}", "-o", "{tmp}/x.txt"),
     ("eval", "/nonexistent/a.y4m", "/nonexistent/b.y4m"),
+    ("eval", "{clip}", "{clip}", "--metrics", "psnr", "--json", "/nonexistent-dir/r.json"),
+    ("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--models", "/nonexistent", "--mode", "warp"),
+    ("bench", "{clip}", "--mode", "foo"),
 ])
 def test_bad_input_is_one_line(args, sample_clip, encoded, tmp_path):
     args = [a.format(clip=sample_clip, tmp=tmp_path, tgv=encoded) for a in args]
     assert_one_line_error(run(*args))
     assert not any(p.suffix in (".y4m", ".tgv", ".txt") for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args, says", [
+    (("encode", "{y4m}", "-o", "/nonexistent-dir/x.tgv"), "output folder"),
+    (("encode", "{y4m}", "-o", "{tmp}/x.tgv", "--keyframe-codec", "foo"), "--keyframe-codec"),
+    (("eval", "{y4m}", "{y4m}", "--json", "/nonexistent-dir/r.json"), "output folder"),
+    (("bench", "{y4m}", "--mode", "foo"), "--mode"),
+    (("bench", "{y4m}", "--json", "/nonexistent-dir/b.json"), "output folder"),
+    (("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--models", "/nonexistent", "--mode", "warp"), "model set"),
+    (("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--models", "{tmp}", "--mode", "warp"), "model set"),
+    (("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--mode", "foo"), "--mode"),
+])
+def test_option_errors_come_before_the_work(args, says, tmp_path):
+    """A bad option or output folder is reported before the input is read: the inputs here are garbage,
+    and the one-line message names the option, not the input."""
+    (tmp_path / "bad.y4m").write_bytes(b"garbage")
+    (tmp_path / "bad.tgv").write_bytes(b"garbage")
+    args = [a.format(y4m=tmp_path / "bad.y4m", tgv=tmp_path / "bad.tgv", tmp=tmp_path) for a in args]
+    proc = run(*args)
+    assert_one_line_error(proc)
+    assert proc.returncode == 2 and says in proc.stderr and proc.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tgv", "bad.y4m"]
+
+
+def test_decode_with_named_model_set(encoded, tmp_path):
+    run("decode", encoded, "-o", tmp_path / "a.y4m", "--models", "default", "-q", check=0)
+    assert read_video(tmp_path / "a.y4m").frames.shape[0] == 24
 
 
 def test_rate_control_hits_target(tmp_path, sample_clip):

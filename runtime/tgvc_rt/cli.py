@@ -29,6 +29,14 @@ def _check_range(name: str, value, lo, hi) -> None:
         raise OptionError(f"{name} {value}: must be within {lo}..{hi}")
 
 
+def _check_mode(mode: str) -> None:
+    """--mode names a decoder mode (checked before any work)."""
+    from .decoder.pipeline import MODES
+
+    if mode not in MODES:
+        raise OptionError(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
+
+
 @app.command()
 def encode(
     input: Path = typer.Argument(..., help="Input video (.y4m, .mp4, .mkv, .webm, .mov, .avi)."),
@@ -48,9 +56,10 @@ def encode(
     quiet: bool = Quiet,
 ) -> None:
     """Encode a video into keyframes + trajectories (.tgv)."""
+    from .encoder.keyframe_formats import check_codec
     from .encoder.pipeline import EncodeOptions, encode_video
     from .encoder.ratecontrol import RateOptions
-    from .io import parse_size, read_video, write_bytes_atomic
+    from .io import check_output_folder, parse_size, read_video, write_bytes_atomic
     from .progress import progress
 
     _check_range("--max-gap", max_gap, 1, 1000)
@@ -61,6 +70,8 @@ def encode(
         raise OptionError(f"--tracker {tracker!r}: choose dis, lk or onnx")
     if output.suffix.lower() != ".tgv":
         raise OptionError(f"{output}: the output of encode must end in .tgv")
+    check_codec(keyframe_codec)
+    check_output_folder(output)
     video = read_video(input, max_frames=frames, resize=parse_size(resize))
     defaults = EncodeOptions()
     options = replace(defaults, rate=RateOptions(bpp=bpp, kbps=kbps, track_share=track_share), seed=seed,
@@ -97,21 +108,26 @@ def decode(
                                                           "or latent (decoded latents alone)."),
     residual_blur: float = typer.Option(4.0, help="Diffusion: Gaussian sigma (px) for the residual change "
                                                   "(0 = off)."),
-    models: str = typer.Option("default", help="Model set name or folder."),
+    models: Optional[str] = typer.Option(None, help="Model set name or folder (the bundled 'default' "
+                                                    "if not given)."),
     quiet: bool = Quiet,
 ) -> None:
     """Decode a .tgv stream into a video."""
     from .decoder.pipeline import DecodeOptions, DecodeStats, iter_decoded_frames, read_stream_file, stream_meta
     from .bitstream import read_bitstream
     from .io import open_video_writer
+    from .models import resolve_model_set
     from .progress import progress
 
+    _check_mode(mode)
     _check_range("--steps", steps, 1, 1000)
     _check_range("--strength", strength, 0.0, 1.0)
     _check_range("--guidance-scale", guidance_scale, 0.0, 1e6)
     _check_range("--threads", threads, 1, 1024)
     _check_range("--residual-blur", residual_blur, 0.0, 1000.0)
-    options = DecodeOptions(mode=mode, model_set=models)
+    options = DecodeOptions(mode=mode, model_set=models or "default")
+    if models is not None or mode == "diffusion":
+        resolve_model_set(options.model_set)  # a set that cannot be found is an error even where unused
     if mode == "diffusion":
         from .decoder.diffusion import DiffusionOptions
 
@@ -159,9 +175,11 @@ def eval_(
     """Measure PSNR-Y, MS-SSIM, VMAF and ColorVideoVDP (JOD) of a decoded video."""
     import json
 
-    from .io import write_bytes_atomic
+    from .io import check_output_folder, write_bytes_atomic
     from .metrics.evaluate import evaluate, format_report
 
+    if json_out is not None:
+        check_output_folder(json_out)
     result = evaluate(reference, test, tgv_path=tgv, metrics=tuple(m.strip() for m in metrics.split(",") if m))
     typer.echo(format_report(result))
     if json_out is not None:
@@ -205,8 +223,12 @@ def bench(
 ) -> None:
     """Time encode and decode stages (warm-up, repetitions, mean ± stdev)."""
     from .bench import run_bench
+    from .io import check_output_folder
 
+    _check_mode(mode)
     _check_range("--repeat", repeat, 1, 1000)
+    if json_out is not None:
+        check_output_folder(json_out)
     typer.echo(run_bench(input, bpp=bpp, mode=mode, frames=frames, repeat=repeat, json_out=json_out))
 
 

@@ -36,13 +36,20 @@ def output_mode(target: Path) -> int:
     return 0o666 & ~current_umask()
 
 
-@contextlib.contextmanager
-def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; it replaces ``target`` only if the block succeeds."""
+def check_output_folder(target: str | os.PathLike) -> Path:
+    """The folder ``target`` will be written into; InputError if it does not exist (checked before the work)."""
     target = Path(target)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"{target}: output folder {folder} does not exist")
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; it replaces ``target`` only if the block succeeds."""
+    target = Path(target)
+    folder = check_output_folder(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix or ".tmp", dir=folder)
     tmp_path = Path(tmp)
     try:  # from right after mkstemp: an exception anywhere (SIGTERM raises one in the CLI) removes the file
