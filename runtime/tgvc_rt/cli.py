@@ -52,7 +52,8 @@ def encode(
     track_step: float = typer.Option(0.5, help="Trajectory quantisation step in pixels."),
     keyframe_codec: str = typer.Option("av1-seq", help="av1-seq, hevc-seq (keyframes as one P-frame stream), "
                                                        "or av1, hevc, avif (independent intra pictures)."),
-    seed: Optional[int] = typer.Option(None, help="Decoder noise seed stored in the stream (random if unset)."),
+    seed: Optional[int] = typer.Option(None, help="Decoder noise seed stored in the stream (derived from the "
+                                                  "coded content if unset)."),
     quiet: bool = Quiet,
 ) -> None:
     """Encode a video into keyframes + trajectories (.tgv)."""
