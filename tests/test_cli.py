@@ -149,6 +149,34 @@ def test_help_exits_zero():
     assert run("encode", "--help").returncode == 0
 
 
+def test_version():
+    """``--version`` prints the installed distribution's version (the package's own in a bare source tree)."""
+    import importlib.metadata
+
+    import tgvc_rt
+
+    try:
+        want = importlib.metadata.version("tgvc-rt")
+    except importlib.metadata.PackageNotFoundError:
+        want = tgvc_rt.__version__
+    proc = run("--version", check=0)
+    assert proc.stdout == f"tgvc-rt {want}\n" and proc.stderr == ""
+
+
+def test_version_without_installed_metadata(monkeypatch):
+    """A source tree without installed metadata reports the package's ``__version__``."""
+    import importlib.metadata
+
+    import tgvc_rt
+    from tgvc_rt.cli import package_version
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    assert package_version() == tgvc_rt.__version__
+
+
 def test_no_output_when_no_tty(encoded, tmp_path):
     proc = run("decode", encoded, "-o", tmp_path / "a.y4m", "-q", check=0)
     assert proc.stdout == "" and proc.stderr == ""

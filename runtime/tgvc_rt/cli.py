@@ -37,6 +37,31 @@ def _check_mode(mode: str) -> None:
         raise OptionError(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
 
 
+def package_version() -> str:
+    """The installed distribution's version, else the package's own ``__version__`` (a source tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tgvc-rt")
+    except PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    """``--version``: print ``tgvc-rt <version>`` and exit 0 before any command runs."""
+    if value:
+        typer.echo(f"tgvc-rt {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")) -> None:
+    """Options that come before the command."""
+
+
 @app.command()
 def encode(
     input: Path = typer.Argument(..., help="Input video (.y4m, .mp4, .mkv, .webm, .mov, .avi)."),
