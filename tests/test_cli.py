@@ -270,3 +270,29 @@ def test_signal_ends_run_and_leaves_no_file(command, sig, sample_clip, encoded, 
     assert proc.returncode == 128 + sig, err
     assert err.splitlines() == ["tgvc-rt: interrupted"]
     assert list(out_dir.iterdir()) == []
+
+
+def test_error_caused_by_a_stop_signal_is_the_interruption(monkeypatch):
+    """A library can turn ``Interrupted`` into another error (an extension module initialising when the
+    signal comes raises ImportError): once a stop signal has arrived, the CLI reports the interruption."""
+    from tgvc_rt import cli, signals
+
+    def app(**_):
+        raise ImportError("import numpy failed")
+
+    monkeypatch.setattr(cli, "app", app)
+    monkeypatch.setattr(signals, "_received", [signal.SIGTERM])
+    with pytest.raises(signals.Interrupted) as stopped:
+        cli._run()
+    assert stopped.value.status == 143
+
+
+def test_no_output_is_committed_after_a_stop_signal(monkeypatch, tmp_path):
+    """Even where a library swallowed the exception, an output is not renamed into place after a stop signal."""
+    from tgvc_rt import signals
+    from tgvc_rt.io import write_bytes_atomic
+
+    monkeypatch.setattr(signals, "_received", [signal.SIGINT])
+    with pytest.raises(signals.Interrupted):
+        write_bytes_atomic(tmp_path / "a.tgv", b"data")
+    assert list(tmp_path.iterdir()) == []

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 from dataclasses import replace
@@ -12,6 +11,7 @@ from typing import Optional
 import typer
 
 from .errors import OptionError, TgvcError
+from .signals import Interrupted, catch_stop_signals, ignore_stop_signals, raise_if_stopped
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Trajectory-guided generative video coding at ultra-low bitrates.")
@@ -258,61 +258,41 @@ def bench(
     typer.echo(run_bench(input, bpp=bpp, mode=mode, frames=frames, repeat=repeat, json_out=json_out))
 
 
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived. A BaseException like KeyboardInterrupt, so no ``except Exception`` stops it
-    and every ``finally`` on the way out runs (atomic outputs remove their temporary files)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.status = 128 + signum   # the shell's convention: 130 for SIGINT, 143 for SIGTERM
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _on_stop_signal(signum: int, _frame) -> None:
-    """Raise ``Interrupted``; repeated signals are ignored from here on so the clean-up runs to its end."""
-    for s in STOP_SIGNALS:
-        signal.signal(s, signal.SIG_IGN)
-    raise Interrupted(signum)
-
-
-def _set_stop_signals(handler) -> None:
-    """Give SIGINT and SIGTERM ``handler``, except a signal the parent process ignores (it stays ignored)."""
-    for s in STOP_SIGNALS:
-        if signal.getsignal(s) is not signal.SIG_IGN:
-            signal.signal(s, handler)
-
-
 def _interrupted(status: int) -> int:
     typer.echo("tgvc-rt: interrupted", err=True)
     return status
+
+
+def _report(e: Exception) -> int:
+    """Print one line on stderr for an error that ended the run; its exit status."""
+    if isinstance(e, TgvcError):
+        typer.echo(f"tgvc-rt: error: {e}", err=True)
+        return 2
+    if isinstance(e, OSError):
+        where = f" ({e.filename})" if e.filename else ""
+        typer.echo(f"tgvc-rt: error: {e.strerror or e}{where}", err=True)
+        return 2
+    if isinstance(e, typer.Abort):
+        return 130
+    if hasattr(e, "exit_code"):  # click's Exit and usage errors (typer may vendor click)
+        if hasattr(e, "show"):
+            e.show()
+        return e.exit_code
+    if os.environ.get("TGVC_DEBUG"):
+        raise e
+    typer.echo(f"tgvc-rt: internal error: {type(e).__name__}: {e} (set TGVC_DEBUG=1 for details)", err=True)
+    return 1
 
 
 def _run() -> int:
     """Run the command line; the exit status (user errors print one line on stderr)."""
     try:
         status = app(standalone_mode=False)
-    except TgvcError as e:
-        typer.echo(f"tgvc-rt: error: {e}", err=True)
-        return 2
-    except OSError as e:
-        where = f" ({e.filename})" if e.filename else ""
-        typer.echo(f"tgvc-rt: error: {e.strerror or e}{where}", err=True)
-        return 2
     except KeyboardInterrupt:
         return _interrupted(130)
     except Exception as e:  # noqa: BLE001 - the CLI never shows a traceback unless asked
-        if isinstance(e, typer.Abort):
-            return 130
-        if hasattr(e, "exit_code"):  # click's Exit and usage errors (typer may vendor click)
-            if hasattr(e, "show"):
-                e.show()
-            return e.exit_code
-        if os.environ.get("TGVC_DEBUG"):
-            raise
-        typer.echo(f"tgvc-rt: internal error: {type(e).__name__}: {e} (set TGVC_DEBUG=1 for details)", err=True)
-        return 1
+        raise_if_stopped()  # an error that a stop signal caused is reported as the interruption
+        return _report(e)
     if status == 130:  # typer turns a KeyboardInterrupt into the return value 130
         return _interrupted(130)
     return status if isinstance(status, int) else 0
@@ -321,10 +301,11 @@ def _run() -> int:
 def main() -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit; SIGINT/SIGTERM end the run
     with ``tgvc-rt: interrupted`` and status 130/143, leaving no output behind."""
-    _set_stop_signals(_on_stop_signal)
+    catch_stop_signals()
     try:
         status = _run()
-        _set_stop_signals(signal.SIG_IGN)  # the work is over: a late signal changes nothing
+        ignore_stop_signals()
+        raise_if_stopped()  # a stop signal whose exception a library swallowed
     except Interrupted as e:
         status = _interrupted(e.status)
     sys.exit(status)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from ..errors import InputError
+from ..signals import raise_if_stopped
 
 
 _UMASK_LOCK = threading.Lock()
@@ -55,6 +56,7 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     try:  # from right after mkstemp: an exception anywhere (SIGTERM raises one in the CLI) removes the file
         os.close(fd)
         yield tmp_path
+        raise_if_stopped()  # never commit an output after SIGINT/SIGTERM, even if its exception got lost
         os.chmod(tmp_path, output_mode(target))
         os.replace(tmp_path, target)
     finally:
