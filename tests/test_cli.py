@@ -1,6 +1,9 @@
 """End-to-end CLI behaviour: the main job, determinism and every kind of bad input."""
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +40,18 @@ def test_encode_info_decode(encoded, tmp_path):
     run("decode", encoded, "-o", out, "-q", check=0)
     video = read_video(out)
     assert video.frames.shape == (24, 144, 176, 3)
+
+
+def test_encode_is_deterministic(sample_clip, tmp_path):
+    """Without --seed the noise seed comes from the coded content: two encodes are byte-identical; --seed
+    still sets it."""
+    from tgvc_rt.bitstream import read_bitstream
+
+    for name in ("a", "b"):
+        run("encode", sample_clip, "-o", tmp_path / f"{name}.tgv", "--frames", "16", "-q", check=0)
+    assert (tmp_path / "a.tgv").read_bytes() == (tmp_path / "b.tgv").read_bytes()
+    run("encode", sample_clip, "-o", tmp_path / "c.tgv", "--frames", "16", "--seed", "5", "-q", check=0)
+    assert read_bitstream((tmp_path / "c.tgv").read_bytes()).header.noise_seed == 5
 
 
 def test_decode_is_deterministic(encoded, tmp_path):
@@ -84,11 +99,41 @@ def test_corrupted_stream(encoded, tmp_path):
     ("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--steps", "0"),
     ("decode", "{tgv}", "-o", "{tmp}/x.txt"),
     ("eval", "/nonexistent/a.y4m", "/nonexistent/b.y4m"),
+    ("eval", "{clip}", "{clip}", "--metrics", "psnr", "--json", "/nonexistent-dir/r.json"),
+    ("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--models", "/nonexistent", "--mode", "warp"),
+    ("bench", "{clip}", "--mode", "foo"),
 ])
 def test_bad_input_is_one_line(args, sample_clip, encoded, tmp_path):
     args = [a.format(clip=sample_clip, tmp=tmp_path, tgv=encoded) for a in args]
     assert_one_line_error(run(*args))
     assert not any(p.suffix in (".y4m", ".tgv", ".txt") for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args, says", [
+    (("encode", "{y4m}", "-o", "/nonexistent-dir/x.tgv"), "output folder"),
+    (("encode", "{y4m}", "-o", "{tmp}/x.tgv", "--keyframe-codec", "foo"), "--keyframe-codec"),
+    (("eval", "{y4m}", "{y4m}", "--json", "/nonexistent-dir/r.json"), "output folder"),
+    (("bench", "{y4m}", "--mode", "foo"), "--mode"),
+    (("bench", "{y4m}", "--json", "/nonexistent-dir/b.json"), "output folder"),
+    (("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--models", "/nonexistent", "--mode", "warp"), "model set"),
+    (("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--models", "{tmp}", "--mode", "warp"), "model set"),
+    (("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--mode", "foo"), "--mode"),
+])
+def test_option_errors_come_before_the_work(args, says, tmp_path):
+    """A bad option or output folder is reported before the input is read: the inputs here are garbage,
+    and the one-line message names the option, not the input."""
+    (tmp_path / "bad.y4m").write_bytes(b"garbage")
+    (tmp_path / "bad.tgv").write_bytes(b"garbage")
+    args = [a.format(y4m=tmp_path / "bad.y4m", tgv=tmp_path / "bad.tgv", tmp=tmp_path) for a in args]
+    proc = run(*args)
+    assert_one_line_error(proc)
+    assert proc.returncode == 2 and says in proc.stderr and proc.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tgv", "bad.y4m"]
+
+
+def test_decode_with_named_model_set(encoded, tmp_path):
+    run("decode", encoded, "-o", tmp_path / "a.y4m", "--models", "default", "-q", check=0)
+    assert read_video(tmp_path / "a.y4m").frames.shape[0] == 24
 
 
 def test_rate_control_hits_target(tmp_path, sample_clip):
@@ -102,6 +147,34 @@ def test_rate_control_hits_target(tmp_path, sample_clip):
 def test_help_exits_zero():
     assert "encode" in run("--help", check=0).stdout
     assert run("encode", "--help").returncode == 0
+
+
+def test_version():
+    """``--version`` prints the installed distribution's version (the package's own in a bare source tree)."""
+    import importlib.metadata
+
+    import tgvc_rt
+
+    try:
+        want = importlib.metadata.version("tgvc-rt")
+    except importlib.metadata.PackageNotFoundError:
+        want = tgvc_rt.__version__
+    proc = run("--version", check=0)
+    assert proc.stdout == f"tgvc-rt {want}\n" and proc.stderr == ""
+
+
+def test_version_without_installed_metadata(monkeypatch):
+    """A source tree without installed metadata reports the package's ``__version__``."""
+    import importlib.metadata
+
+    import tgvc_rt
+    from tgvc_rt.cli import package_version
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    assert package_version() == tgvc_rt.__version__
 
 
 def test_no_output_when_no_tty(encoded, tmp_path):
@@ -148,3 +221,78 @@ def test_decode_defaults_match_the_api():
                         ("device", "device"), ("guidance_impl", "guidance_impl"),
                         ("diffusion_output", "output"), ("residual_blur", "residual_blur")):
         assert params[flag].default.default == getattr(want, field), flag
+
+
+def wait_until(condition, proc, timeout=60.0) -> bool:
+    """Poll ``condition`` until it holds (True), ``proc`` ends or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def catches_sigterm(pid: int) -> bool:
+    """True once process ``pid`` has a SIGTERM handler (the SigCgt mask of /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="watches the child through /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("command", ["encode", "decode"])
+def test_signal_ends_run_and_leaves_no_file(command, sig, sample_clip, encoded, tmp_path):
+    """SIGINT/SIGTERM mid-run: one stderr line, status 128 + signal, no output and no temporary file.
+    The decode (diffusion: seconds long) is signalled once its hidden temporary output exists; the encode
+    (which writes only at its end) once the CLI has its SIGTERM handler, plus a moment into the work."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    if command == "encode":
+        args = ["encode", sample_clip, "-o", out_dir / "x.tgv", "--resize", "352x288", "-q"]
+    else:
+        args = ["decode", encoded, "-o", out_dir / "x.y4m", "--mode", "diffusion", "--threads", "1", "-q"]
+    proc = subprocess.Popen([sys.executable, "-m", "tgvc_rt", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        ready = (lambda: catches_sigterm(proc.pid)) if command == "encode" else (lambda: any(out_dir.iterdir()))
+        assert wait_until(ready, proc), "the run ended before it could be signalled"
+        if command == "encode":
+            time.sleep(0.5)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 128 + sig, err
+    assert err.splitlines() == ["tgvc-rt: interrupted"]
+    assert list(out_dir.iterdir()) == []
+
+
+def test_error_caused_by_a_stop_signal_is_the_interruption(monkeypatch):
+    """A library can turn ``Interrupted`` into another error (an extension module initialising when the
+    signal comes raises ImportError): once a stop signal has arrived, the CLI reports the interruption."""
+    from tgvc_rt import cli, signals
+
+    def app(**_):
+        raise ImportError("import numpy failed")
+
+    monkeypatch.setattr(cli, "app", app)
+    monkeypatch.setattr(signals, "_received", [signal.SIGTERM])
+    with pytest.raises(signals.Interrupted) as stopped:
+        cli._run()
+    assert stopped.value.status == 143
+
+
+def test_no_output_is_committed_after_a_stop_signal(monkeypatch, tmp_path):
+    """Even where a library swallowed the exception, an output is not renamed into place after a stop signal."""
+    from tgvc_rt import signals
+    from tgvc_rt.io import write_bytes_atomic
+
+    monkeypatch.setattr(signals, "_received", [signal.SIGINT])
+    with pytest.raises(signals.Interrupted):
+        write_bytes_atomic(tmp_path / "a.tgv", b"data")
+    assert list(tmp_path.iterdir()) == []

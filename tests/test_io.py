@@ -1,3 +1,6 @@
+import os
+import stat
+
 import numpy as np
 import pytest
 
@@ -87,3 +90,27 @@ def test_failed_write_leaves_no_file(tmp_path):
             wr.write(np.zeros((16, 16, 3), np.uint8))
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_new_output_honours_the_umask(tmp_path):
+    from tgvc_rt.io import write_bytes_atomic
+
+    old = os.umask(0o027)
+    try:
+        write_bytes_atomic(tmp_path / "a.tgv", b"x")
+        with open_video_writer(tmp_path / "a.y4m", VideoMeta(16, 16)) as wr:
+            wr.write(np.zeros((16, 16, 3), np.uint8))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.tgv").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "a.y4m").stat().st_mode) == 0o640
+
+
+def test_replaced_output_keeps_its_mode(tmp_path):
+    from tgvc_rt.io import write_bytes_atomic
+
+    target = tmp_path / "a.tgv"
+    target.write_bytes(b"old")
+    target.chmod(0o604)
+    write_bytes_atomic(target, b"new")
+    assert target.read_bytes() == b"new" and stat.S_IMODE(target.stat().st_mode) == 0o604

@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from .errors import OptionError, TgvcError
+from .signals import Interrupted, catch_stop_signals, ignore_stop_signals, raise_if_stopped
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Trajectory-guided generative video coding at ultra-low bitrates.")
@@ -28,6 +29,39 @@ def _check_range(name: str, value, lo, hi) -> None:
         raise OptionError(f"{name} {value}: must be within {lo}..{hi}")
 
 
+def _check_mode(mode: str) -> None:
+    """--mode names a decoder mode (checked before any work)."""
+    from .decoder.pipeline import MODES
+
+    if mode not in MODES:
+        raise OptionError(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
+
+
+def package_version() -> str:
+    """The installed distribution's version, else the package's own ``__version__`` (a source tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tgvc-rt")
+    except PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    """``--version``: print ``tgvc-rt <version>`` and exit 0 before any command runs."""
+    if value:
+        typer.echo(f"tgvc-rt {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")) -> None:
+    """Options that come before the command."""
+
+
 @app.command()
 def encode(
     input: Path = typer.Argument(..., help="Input video (.y4m, .mp4, .mkv, .webm, .mov, .avi)."),
@@ -43,13 +77,15 @@ def encode(
     track_step: float = typer.Option(0.5, help="Trajectory quantisation step in pixels."),
     keyframe_codec: str = typer.Option("av1-seq", help="av1-seq, hevc-seq (keyframes as one P-frame stream), "
                                                        "or av1, hevc, avif (independent intra pictures)."),
-    seed: Optional[int] = typer.Option(None, help="Decoder noise seed stored in the stream (random if unset)."),
+    seed: Optional[int] = typer.Option(None, help="Decoder noise seed stored in the stream (derived from the "
+                                                  "coded content if unset)."),
     quiet: bool = Quiet,
 ) -> None:
     """Encode a video into keyframes + trajectories (.tgv)."""
+    from .encoder.keyframe_formats import check_codec
     from .encoder.pipeline import EncodeOptions, encode_video
     from .encoder.ratecontrol import RateOptions
-    from .io import parse_size, read_video, write_bytes_atomic
+    from .io import check_output_folder, parse_size, read_video, write_bytes_atomic
     from .progress import progress
 
     _check_range("--max-gap", max_gap, 1, 1000)
@@ -60,6 +96,8 @@ def encode(
         raise OptionError(f"--tracker {tracker!r}: choose dis, lk or onnx")
     if output.suffix.lower() != ".tgv":
         raise OptionError(f"{output}: the output of encode must end in .tgv")
+    check_codec(keyframe_codec)
+    check_output_folder(output)
     video = read_video(input, max_frames=frames, resize=parse_size(resize))
     defaults = EncodeOptions()
     options = replace(defaults, rate=RateOptions(bpp=bpp, kbps=kbps, track_share=track_share), seed=seed,
@@ -100,23 +138,29 @@ def decode(
                                                           "or latent (decoded latents alone)."),
     residual_blur: float = typer.Option(4.0, help="Diffusion: Gaussian sigma (px) for the residual change "
                                                   "(0 = off)."),
-    models: str = typer.Option("default", help="Model set name or folder."),
+    models: Optional[str] = typer.Option(None, help="Model set name or folder (the bundled 'default' "
+                                                    "if not given)."),
     quiet: bool = Quiet,
 ) -> None:
     """Decode a .tgv stream into a video."""
-    from .decoder.pipeline import DecodeOptions, DecodeStats, iter_decoded_frames, read_stream_file, stream_meta
+    from .decoder.pipeline import (MODEL_MODES, DecodeOptions, DecodeStats, iter_decoded_frames, read_stream_file,
+                                   stream_meta)
     from .bitstream import read_bitstream
     from .io import open_video_writer
+    from .models import resolve_model_set
     from .progress import progress
 
+    _check_mode(mode)
     _check_range("--steps", steps, 1, 1000)
     _check_range("--strength", strength, 0.0, 1.0)
     _check_range("--guidance-scale", guidance_scale, 0.0, 1e6)
     _check_range("--threads", threads, 1, 1024)
     _check_range("--residual-blur", residual_blur, 0.0, 1000.0)
     _check_range("--flow-guidance", flow_guidance, 0.0, 100.0)
-    options = DecodeOptions(mode=mode, model_set=models, device=device, threads=threads)
+    options = DecodeOptions(mode=mode, model_set=models or "default", device=device, threads=threads)
     options.interp = replace(options.interp, init_flow=init_flow, guidance=flow_guidance)
+    if models is not None or mode in MODEL_MODES:
+        resolve_model_set(options.model_set)  # a set that cannot be found is an error even where unused
     if mode == "diffusion":
         from .decoder.diffusion import DiffusionOptions
 
@@ -164,9 +208,11 @@ def eval_(
     """Measure PSNR-Y, MS-SSIM, VMAF and ColorVideoVDP (JOD) of a decoded video."""
     import json
 
-    from .io import write_bytes_atomic
+    from .io import check_output_folder, write_bytes_atomic
     from .metrics.evaluate import evaluate, format_report
 
+    if json_out is not None:
+        check_output_folder(json_out)
     result = evaluate(reference, test, tgv_path=tgv, metrics=tuple(m.strip() for m in metrics.split(",") if m))
     typer.echo(format_report(result))
     if json_out is not None:
@@ -210,33 +256,63 @@ def bench(
 ) -> None:
     """Time encode and decode stages (warm-up, repetitions, mean ± stdev)."""
     from .bench import run_bench
+    from .io import check_output_folder
 
+    _check_mode(mode)
     _check_range("--repeat", repeat, 1, 1000)
+    if json_out is not None:
+        check_output_folder(json_out)
     typer.echo(run_bench(input, bpp=bpp, mode=mode, frames=frames, repeat=repeat, json_out=json_out))
 
 
-def main() -> None:
-    """Entry point: user errors become one line on stderr and a non-zero exit."""
-    try:
-        app(standalone_mode=False)
-    except TgvcError as e:
+def _interrupted(status: int) -> int:
+    typer.echo("tgvc-rt: interrupted", err=True)
+    return status
+
+
+def _report(e: Exception) -> int:
+    """Print one line on stderr for an error that ended the run; its exit status."""
+    if isinstance(e, TgvcError):
         typer.echo(f"tgvc-rt: error: {e}", err=True)
-        sys.exit(2)
-    except OSError as e:
+        return 2
+    if isinstance(e, OSError):
         where = f" ({e.filename})" if e.filename else ""
         typer.echo(f"tgvc-rt: error: {e.strerror or e}{where}", err=True)
-        sys.exit(2)
+        return 2
+    if isinstance(e, typer.Abort):
+        return 130
+    if hasattr(e, "exit_code"):  # click's Exit and usage errors (typer may vendor click)
+        if hasattr(e, "show"):
+            e.show()
+        return e.exit_code
+    if os.environ.get("TGVC_DEBUG"):
+        raise e
+    typer.echo(f"tgvc-rt: internal error: {type(e).__name__}: {e} (set TGVC_DEBUG=1 for details)", err=True)
+    return 1
+
+
+def _run() -> int:
+    """Run the command line; the exit status (user errors print one line on stderr)."""
+    try:
+        status = app(standalone_mode=False)
     except KeyboardInterrupt:
-        typer.echo("tgvc-rt: interrupted", err=True)
-        sys.exit(130)
+        return _interrupted(130)
     except Exception as e:  # noqa: BLE001 - the CLI never shows a traceback unless asked
-        if isinstance(e, typer.Abort):
-            sys.exit(130)
-        if hasattr(e, "exit_code"):  # click's Exit and usage errors (typer may vendor click)
-            if hasattr(e, "show"):
-                e.show()
-            sys.exit(e.exit_code)
-        if os.environ.get("TGVC_DEBUG"):
-            raise
-        typer.echo(f"tgvc-rt: internal error: {type(e).__name__}: {e} (set TGVC_DEBUG=1 for details)", err=True)
-        sys.exit(1)
+        raise_if_stopped()  # an error that a stop signal caused is reported as the interruption
+        return _report(e)
+    if status == 130:  # typer turns a KeyboardInterrupt into the return value 130
+        return _interrupted(130)
+    return status if isinstance(status, int) else 0
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit; SIGINT/SIGTERM end the run
+    with ``tgvc-rt: interrupted`` and status 130/143, leaving no output behind."""
+    catch_stop_signals()
+    try:
+        status = _run()
+        ignore_stop_signals()
+        raise_if_stopped()  # a stop signal whose exception a library swallowed
+    except Interrupted as e:
+        status = _interrupted(e.status)
+    sys.exit(status)

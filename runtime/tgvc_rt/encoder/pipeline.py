@@ -5,9 +5,9 @@ read frames -> plan keyframes -> per group: track (fwd + bwd) -> select -> code 
 """
 from __future__ import annotations
 
-import secrets
+import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..bitstream import Bitstream, GroupPayload, StreamHeader, write_bitstream
 from ..models import default_model_set_hash
@@ -28,7 +28,7 @@ class EncodeOptions:
     selection: SelectionOptions = field(default_factory=SelectionOptions)
     trajectories: TrajectoryCodingOptions = field(default_factory=TrajectoryCodingOptions)
     keyframe_codec: str = keyframe_formats.DEFAULT_CODEC   # see encoder/keyframe_formats.py
-    seed: int | None = None          # decoder noise seed written to the header (random when None)
+    seed: int | None = None          # decoder noise seed in the header (content_seed when None)
     model_set_hash: bytes = field(default_factory=default_model_set_hash)  # names the decoder's model set
 
 
@@ -70,6 +70,17 @@ def _code_tracks(selected: list[Tracks], budget: int, video: Video,
     return coded(keep), sum(kept(t, keep) for t in selected)
 
 
+def content_seed(coded_keyframes: dict[int, bytes], payloads: list[bytes]) -> int:
+    """The noise seed of an encode given none: the first 4 bytes of SHA-256 over the coded keyframes (in
+    frame order) and the track payloads, so one clip with one set of options always gives the same stream."""
+    digest = hashlib.sha256()
+    for index in sorted(coded_keyframes):
+        digest.update(coded_keyframes[index])
+    for payload in payloads:
+        digest.update(payload)
+    return int.from_bytes(digest.digest()[:4], "big")
+
+
 def encode_video(video: Video, options: EncodeOptions, advance: Advance = _noop) -> EncodeResult:
     """Encode a whole clip. ``advance(n)`` is called as frames are analysed (progress)."""
     n, meta = len(video), video.meta
@@ -90,10 +101,9 @@ def encode_video(video: Video, options: EncodeOptions, advance: Advance = _noop)
     seconds["track"] = time.perf_counter() - t0
 
     keyframe_formats.check_codec(options.keyframe_codec)
-    seed = options.seed if options.seed is not None else secrets.randbits(32)
     header = StreamHeader(meta.width, meta.height, meta.fps_num, meta.fps_den, n,
                           keyframe_formats.CODEC_IDS[options.keyframe_codec], 0, options.model_set_hash,
-                          seed, len(keyframes), len(spans))
+                          options.seed or 0, len(keyframes), len(spans))  # the seed is fixed-size: known below
     t0 = time.perf_counter()
     content = budget - ratecontrol.fixed_bytes(len(header.pack()), keyframes, spans)
     payloads, num_tracks = _code_tracks(selected, int(options.rate.track_share * content), video, options)
@@ -106,6 +116,8 @@ def encode_video(video: Video, options: EncodeOptions, advance: Advance = _noop)
     seconds["code_keyframes"] = time.perf_counter() - t0
     advance(1)
 
+    if options.seed is None:
+        header = replace(header, noise_seed=content_seed(coded_keyframes, payloads))
     groups = [GroupPayload(s.start, s.end, p) for s, p in zip(spans, payloads)]
     data = write_bitstream(Bitstream(header, coded_keyframes, groups))
     return EncodeResult(data, keyframes, sum(map(len, coded_keyframes.values())), track_bytes,

@@ -11,12 +11,12 @@ import numpy as np
 
 from ..errors import InputError, OptionError
 from ..types import Video, VideoMeta
-from .atomic import atomic_open, atomic_path, write_bytes_atomic
+from .atomic import atomic_open, atomic_path, check_output_folder, write_bytes_atomic
 from .container import CONTAINER_SUFFIXES, ContainerWriter, iter_container
 from .y4m import Y4mWriter, i420_to_rgb, iter_y4m, rgb_to_i420
 
 __all__ = ["read_video", "iter_frames", "open_video_writer", "parse_size", "atomic_open", "atomic_path",
-           "write_bytes_atomic", "rgb_to_i420", "i420_to_rgb", "VIDEO_SUFFIXES"]
+           "check_output_folder", "write_bytes_atomic", "rgb_to_i420", "i420_to_rgb", "VIDEO_SUFFIXES"]
 
 VIDEO_SUFFIXES = (".y4m",) + CONTAINER_SUFFIXES
 MAX_FRAMES_IN_MEMORY = 100_000
