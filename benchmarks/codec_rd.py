@@ -1,7 +1,7 @@
-"""Rate-distortion table: tgvc-rt (warp / diffusion decoders) against x265 and VVenC at equal bpp.
+"""Rate-distortion table: tgvc-rt (interp / RIFE alone / warp / diffusion decoders) against x265 and VVenC at equal bpp.
 
 For every clip and target bpp: our codec through the CLI (``tgvc-rt encode clip.y4m -o x.tgv --bpp B``,
-then ``tgvc-rt decode x.tgv -o out.y4m --mode M`` per mode, each timed), and the classical baselines
+then ``tgvc-rt decode x.tgv -o out.y4m`` once per decoder row of ``--modes``, each timed), and the classical baselines
 (benchmarks/baselines.py, rate-searched to the same bpp), all measured with
 tgvc_rt.metrics.evaluate. Writes <out>/codec_rd.json, codec_rd.md and codec_rd.png.
 
@@ -30,7 +30,11 @@ from tgvc_rt.metrics.cvvdp_worker import read_y4m_planes  # noqa: E402
 from tgvc_rt.metrics.evaluate import evaluate  # noqa: E402
 
 OURS = "tgvc"
-MODES = ("warp", "diffusion")
+# decoder rows of our codec: name -> `tgvc-rt decode` flags ("rife": the interpolator with the tracks
+# ignored, a reference row on the same stream)
+MODE_ARGS = {"interp": ["--mode", "interp"], "warp": ["--mode", "warp"], "diffusion": ["--mode", "diffusion"],
+             "rife": ["--mode", "interp", "--no-init-flow", "--flow-guidance", "0"]}
+MODES = tuple(MODE_ARGS)
 TIMEOUT_S = 1800.0  # give up one CLI call after this long
 
 
@@ -63,10 +67,11 @@ def run_ours(clip_path: str, bpp: float, modes: list[str], workdir: str, metrics
     for mode in modes:
         rec = {**base, "codec": f"{OURS}-{mode}", "notes": [], "encode_s": enc_s, "encode_fps": n / enc_s,
                "command": f"tgvc-rt encode SRC.y4m -o x.tgv --bpp {bpp} {' '.join(extra_encode)}; "
-                          f"tgvc-rt decode x.tgv -o out.y4m --mode {mode} {' '.join(extra_decode)}".strip()}
+                          f"tgvc-rt decode x.tgv -o out.y4m {' '.join(MODE_ARGS[mode])} "
+                          f"{' '.join(extra_decode)}".strip()}
         out = os.path.join(workdir, f"ours_{mode}.y4m")
         try:
-            dec_s = _timed(cli_cmd() + ["decode", tgv, "-o", out, "--mode", mode, *extra_decode])
+            dec_s = _timed(cli_cmd() + ["decode", tgv, "-o", out, *MODE_ARGS[mode], *extra_decode])
             rec.update(decode_s=dec_s, decode_fps=n / dec_s)
             res = evaluate(clip_path, out, tgv_path=tgv, metrics=metrics, cvvdp_opts=cvvdp_opts)
             rec.update({k: v for k, v in res.items() if k not in ("ref", "test", "bitstream", "notes")})

@@ -64,8 +64,9 @@ def run_clip(src: Path, bpp: float, configs: dict, metrics: tuple[str, ...], wor
 
 
 def measure(src: Path, frames: np.ndarray, data: bytes, tgv: Path, name: str, metrics: tuple[str, ...],
-            work: Path, **extra) -> dict:
-    """Quality (``tgvc_rt.metrics.evaluate``) and motion-fidelity EPE of decoded ``frames``; printed."""
+            work: Path, epe: bool = True, **extra) -> dict:
+    """Quality (``tgvc_rt.metrics.evaluate``) and (unless ``epe`` is False) the motion-fidelity EPE of
+    decoded ``frames``; printed."""
     out = work / f"{src.stem}_{name}.y4m"
     with open_video_writer(out, stream_meta(read_bitstream(data))) as writer:
         for frame in frames:
@@ -73,7 +74,7 @@ def measure(src: Path, frames: np.ndarray, data: bytes, tgv: Path, name: str, me
     q = evaluate(str(src), str(out), str(tgv), metrics)
     row = {"clip": src.stem, "setting": name, **extra, "bpp": q.get("bpp"), "psnr_y": q.get("psnr_y"),
            "msssim_y": q.get("msssim_y"), "vmaf": q.get("vmaf"), "jod": q.get("cvvdp_jod"),
-           "epe_px": group_epe(frames, data)["epe_px"]}
+           "epe_px": group_epe(frames, data)["epe_px"] if epe else None}
     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
     return row
 

@@ -52,8 +52,10 @@ def main(argv=None) -> int:
     ap.add_argument("--configs", default='{"default": {}}')
     ap.add_argument("--no-warp", action="store_true", help="skip the warp decoder row")
     ap.add_argument("--encodes", default='{"default": {}}',
-                    help="JSON: name -> encoder settings {\"rate\": RateOptions fields, \"keyframes\": KeyframeOptions fields}")
+                    help="JSON: name -> encoder settings {\"rate\": RateOptions fields, \"keyframes\": KeyframeOptions "
+                         "fields, \"effort\": 0 or 1}")
     ap.add_argument("--metrics", nargs="+", default=["psnr", "vmaf"])
+    ap.add_argument("--no-epe", action="store_true", help="skip re-tracking the output (motion-fidelity EPE)")
     ap.add_argument("--out", default="benchmarks/results/interp_sweep.json")
     args = ap.parse_args(argv)
     settings = {} if args.no_warp else {"warp": DecodeOptions(mode="warp")}
@@ -69,6 +71,7 @@ def main(argv=None) -> int:
             for bpp, (enc, cfg) in itertools.product(args.bpp, encodes.items()):
                 options = EncodeOptions(rate=RateOptions(bpp=bpp, **cfg.get("rate", {})),
                                         keyframes=KeyframeOptions(**cfg.get("keyframes", {})), seed=0,
+                                        effort=cfg.get("effort", EncodeOptions.effort),
                                         model_set_hash=default_model_set_hash())
                 data = encode_video(video, options).data
                 tgv = work / f"{clip}_{bpp}_{enc}.tgv"
@@ -76,8 +79,9 @@ def main(argv=None) -> int:
                 for name, opts in settings.items():
                     t0 = time.perf_counter()
                     frames = np.stack(list(iter_decoded_frames(data, opts)))
-                    rows.append(measure(src, frames, data, tgv, name, tuple(args.metrics), work,
-                                        target_bpp=bpp, encode=enc, decode_s=time.perf_counter() - t0))
+                    seconds = time.perf_counter() - t0
+                    rows.append(measure(src, frames, data, tgv, name, tuple(args.metrics), work, epe=not args.no_epe,
+                                        target_bpp=bpp, encode=enc, decode_s=seconds))
     summary = {}
     for bpp, enc, name in itertools.product(args.bpp, encodes, settings):
         sel = [r for r in rows if r["target_bpp"] == bpp and r["setting"] == name and r["encode"] == enc]

@@ -45,7 +45,7 @@ def run_bench(path: Path, bpp: float, mode: str, frames: int | None, repeat: int
             enc_times.append(enc)
             dec_times.append(dec)
             stage_runs.append(stats.seconds)
-    stages = {k: statistics.fmean(r.get(k, 0.0) for r in stage_runs) for k in stage_runs[0]}
+    stages = {k: _stats([r.get(k, 0.0) for r in stage_runs]) for k in stage_runs[0]}
     result = {
         "config": {"clip": str(path), "frames": n, "size": f"{video.meta.width}x{video.meta.height}",
                    "bpp_target": bpp, "mode": mode, "repeat": repeat, "tgvc_rt": __version__,
@@ -63,6 +63,6 @@ def run_bench(path: Path, bpp: float, mode: str, frames: int | None, repeat: int
              f"  bitstream  {len(data)} B, {result['bpp']:.5f} bpp",
              f"  encode     {e['mean']:.3f} ± {e['stdev']:.3f} s   {result['encode_fps']:.1f} frames/s",
              f"  decode     {d['mean']:.3f} ± {d['stdev']:.3f} s   {result['decode_fps']:.1f} frames/s"]
-    lines += [f"    {k:<14s} {v:.0f} calls" if k.endswith("_calls") else f"    {k:<14s} {v:.3f} s"
-              for k, v in stages.items()]
+    lines += [f"    {k:<14s} {v['mean']:.0f} calls" if k.endswith("_calls")
+              else f"    {k:<14s} {v['mean']:.3f} ± {v['stdev']:.3f} s" for k, v in stages.items()]
     return "\n".join(lines)

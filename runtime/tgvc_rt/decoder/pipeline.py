@@ -95,10 +95,12 @@ def iter_decoded_frames(data: bytes, options: DecodeOptions = DecodeOptions(),
     bs = read_bitstream(data)
     h = bs.header
     reader = KeyframeReader(h.keyframe_codec, h.width, h.height)
+    t0 = time.perf_counter()
     models = _open_model_set(bs, options) if options.mode in MODEL_MODES else None
     interpolate = (_open_interpolator(models, options) if models is not None
                    else lambda key_a, key_b, tracks: warp_group(key_a, key_b, tracks, options.warp))
     diffuse = _open_diffusion(bs, models, options) if options.mode == "diffusion" else None
+    stats.add("models", time.perf_counter() - t0)  # verify the set's files, open the sessions
 
     cache: dict[int, np.ndarray] = {}
 
