@@ -24,6 +24,8 @@ def test_shapes_round_up_to_latent_size():
     rule = BUILTIN_PROFILES["unet"]["sample"]
     assert resolve_shapes(rule, (350, 286)) == [(1, 2, 32, 36, 44), (1, 16, 32, 36, 44), (1, 16, 32, 36, 44)]
     assert resolve_shapes(BUILTIN_PROFILES["vae_encoder"]["image"], (350, 286))[2] == (16, 3, 288, 352)
+    frame = resolve_shapes(BUILTIN_PROFILES["interpolator"]["img0"], (350, 286))
+    assert frame == [(1, 3, 64, 64), (4, 3, 320, 384), (4, 3, 320, 384)]  # the interpolator pads to /64
 
 
 def test_engine_key_changes_with_every_field():

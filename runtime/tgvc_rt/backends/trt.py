@@ -21,8 +21,16 @@ from ..errors import OptionError, TgvcError
 from ..models import sha256_file
 
 DEFAULT_CACHE = Path(os.environ.get("TGVC_CACHE", Path.home() / ".cache" / "tgvc-rt")) / "engines"
-# name -> input -> [min, opt, max] shapes; symbols: F (frames), H, W (pixels), h, w (latent = /8)
+# name -> input -> [min, opt, max] shapes; symbols: F (frames), H, W (pixels), h, w (latent = /8),
+# PH, PW (pixels rounded up to the interpolator's 64)
+_FRAME = [[1, 3, 64, 64], [4, 3, "PH", "PW"], [4, 3, "PH", "PW"]]
 BUILTIN_PROFILES = {
+    "interpolator": {"img0": _FRAME, "img1": _FRAME, "timestep": [[1], [4], [4]],
+                     "flow_init": [[1, 4, 64, 64], [4, 4, "PH", "PW"], [4, 4, "PH", "PW"]],
+                     "init_weight": [[1, 1, 64, 64], [4, 1, "PH", "PW"], [4, 1, "PH", "PW"]],
+                     "track_xy": [[1, 1, 2], [4, 48, 2], [4, 512, 2]],
+                     "track_flow": [[1, 1, 4], [4, 48, 4], [4, 512, 4]],
+                     "track_weight": [[1, 1, 2], [4, 48, 2], [4, 512, 2]], "guide": [[3], [3], [3]]},
     "vae_encoder": {"image": [[1, 3, 64, 64], [16, 3, "H", "W"], [16, 3, "H", "W"]]},
     "vae_decoder": {"latent": [[1, 32, 8, 8], [16, 32, "h", "w"], [16, 32, "h", "w"]]},
     # the UNet's engine is built per frame size (TensorRT-RTX 1.7 fails shape inference of its internal
@@ -73,7 +81,8 @@ def load_profiles(path: Path | None = None) -> dict:
 
 def resolve_shapes(rule: list, max_size: tuple[int, int]) -> list[tuple[int, ...]]:
     w, h = max_size
-    symbols = {"W": -(-w // 8) * 8, "H": -(-h // 8) * 8, "w": -(-w // 8), "h": -(-h // 8)}
+    symbols = {"W": -(-w // 8) * 8, "H": -(-h // 8) * 8, "w": -(-w // 8), "h": -(-h // 8),
+               "PW": -(-w // 64) * 64, "PH": -(-h // 64) * 64}
     lo, opt, hi = (tuple(symbols[d] if isinstance(d, str) else int(d) for d in shape) for shape in rule)
     # a small largest size must not fall below the rule's fixed minimum: MIN <= OPT <= MAX
     lo = tuple(min(a, b) for a, b in zip(lo, hi))
@@ -138,6 +147,8 @@ def build_engines(models: str = "default", precision: str = "fp16", max_size: tu
     rules = load_profiles(profiles)
     built = []
     for name, rule in rules.items():
+        if not model_set.has(name):
+            continue
         onnx_path = model_set.model_path(name, precision)
         shapes = {inp: resolve_shapes(r, max_size) for inp, r in rule.items()}
         key = EngineKey(sha256_file(onnx_path), flavour, trt.__version__, arch, precision,
