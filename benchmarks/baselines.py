@@ -31,7 +31,9 @@ from tgvc_rt.metrics.cvvdp_worker import read_y4m_planes
 from tgvc_rt.metrics.evaluate import evaluate
 from tgvc_rt.metrics.vmaf import ffmpeg_exe
 
-DEFAULT_CLIPS = Path("/work/shared/data/videos")
+from paths import VIDEOS_DIR  # benchmarks/paths.py (this folder is on sys.path when run as a script)
+
+DEFAULT_CLIPS = VIDEOS_DIR  # $TGVC_DATA/videos, else <repository root>/../shared/data/videos
 CODECS = ("x265", "vvenc")
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paths import VIDEOS_DIR  # noqa: E402
 from guidance_fidelity_clips import group_epe  # noqa: E402
 
 from tgvc_rt.bitstream import read_bitstream  # noqa: E402
@@ -82,7 +83,7 @@ def measure(src: Path, frames: np.ndarray, data: bytes, tgv: Path, name: str, me
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", nargs="+", default=["webcamtalk_416x240", "mobile_cif"])
-    ap.add_argument("--clips-dir", default="/work/shared/data/videos")
+    ap.add_argument("--clips-dir", default=str(VIDEOS_DIR))
     ap.add_argument("--bpp", type=float, default=0.005)
     ap.add_argument("--configs", default='{"steps1": {"steps": 1}, "steps6": {"steps": 6}}')
     ap.add_argument("--metrics", nargs="+", default=["psnr", "msssim", "vmaf", "cvvdp"])

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paths import VIDEOS_DIR  # noqa: E402
 from guidance_fidelity import retrack_epe  # noqa: E402
 
 from tgvc_rt.bitstream import read_bitstream  # noqa: E402
@@ -55,7 +56,7 @@ def group_epe(frames: np.ndarray, data: bytes) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", nargs="+", default=["foreman_cif", "carphone_qcif"])
-    ap.add_argument("--clips-dir", default="/work/shared/data/videos")
+    ap.add_argument("--clips-dir", default=str(VIDEOS_DIR))
     ap.add_argument("--bpp", type=float, default=0.005)
     ap.add_argument("--scale", type=float, default=30.0)
     ap.add_argument("--steps", type=int, default=None, help="default: the decoder's default")

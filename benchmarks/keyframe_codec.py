@@ -6,8 +6,10 @@ picture, mean encode time (whole search) and decode time, and pick the default c
 PSNR-Y over all budgets. HEVC is also reported without its VPS/SPS/PPS bytes (what it would cost
 if those were rebuilt at the decoder, as AV1's sequence header is).
 
-    nice /work/venv/bin/python benchmarks/keyframe_codec.py \
-        --videos /work/shared/data/videos/foreman_cif.y4m /work/shared/data/videos/mobile_cif.y4m
+    nice python benchmarks/keyframe_codec.py \
+        --videos ../shared/data/videos/foreman_cif.y4m ../shared/data/videos/mobile_cif.y4m
+
+(run from the repository root; with ``TGVC_DATA`` set, the clips are ``$TGVC_DATA/videos/<clip>.y4m``).
 """
 from __future__ import annotations
 
@@ -124,7 +126,7 @@ def main() -> None:
     out = dict(benchmark="keyframe_codec", machine=platform.processor() or platform.machine(),
                videos=args.videos, frame_indices=args.frames, budgets=args.budgets,
                best_by_mean_psnr_y=best, default_config=DEFAULT_CONFIG, default_reason=DEFAULT_REASON,
-               command="nice /work/venv/bin/python benchmarks/keyframe_codec.py --videos "
+               command="nice python benchmarks/keyframe_codec.py --videos "
                        + " ".join(args.videos) + " --frames " + " ".join(map(str, args.frames)),
                summary=summary, configs=results)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

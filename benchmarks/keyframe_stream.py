@@ -15,7 +15,7 @@ encode time stays within that of the intra codec (so the encoder does not slow d
 keyframes) on one clip and codes the same keyframes with the default sequence codec in the budget
 the intra keyframes used: PSNR-Y of both and the whole encoder's frames/s with either.
 
-    nice /work/venv/bin/python benchmarks/keyframe_stream.py
+    nice python benchmarks/keyframe_stream.py
 """
 from __future__ import annotations
 
@@ -37,12 +37,14 @@ from tgvc_rt.encoder.ratecontrol import keyframe_share
 from tgvc_rt.io.y4m import iter_y4m
 from tgvc_rt.types import Video, VideoMeta
 
+from paths import VIDEOS_DIR  # benchmarks/paths.py (this folder is on sys.path when run as a script)
+
 DEFAULT_CONFIG = "av1-seq-p4"
 DEFAULT_REASON = ("av1-seq, SVT-AV1 preset 4 (flat qindex, intra keyframe qindex -24): the best mean PSNR-Y "
                   "(+3.3 dB over intra keyframes, +0.4 over preset 5, +0.7 over hevc-seq-slow) and still about "
                   "half the encode time of today's intra keyframes; preset 8 is 4x faster for -0.9 dB")
 
-VIDEOS = [f"/work/shared/data/videos/{n}.y4m"
+VIDEOS = [str(VIDEOS_DIR / f"{n}.y4m")
           for n in ("foreman_cif", "mobile_cif", "bikes_640x272", "flower_416x240", "carphone_qcif")]
 
 CONFIGS = {
@@ -121,7 +123,7 @@ def main() -> None:
     ap.add_argument("--bpps", type=float, nargs="+", default=[0.005, 0.01])
     ap.add_argument("--share", type=float, default=0.75, help="keyframe share of the clip's budget")
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
-    ap.add_argument("--pipeline-clip", default="/work/shared/data/videos/foreman_cif.y4m")
+    ap.add_argument("--pipeline-clip", default=str(VIDEOS_DIR / "foreman_cif.y4m"))
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "keyframe_stream.json"))
     args = ap.parse_args()
     speed = [pipeline_speed(args.pipeline_clip, args.frames, bpp) for bpp in args.bpps] if args.pipeline_clip else []
@@ -164,7 +166,7 @@ def main() -> None:
     eligible = [k for k in summary if k != "intra-av1-p6" and summary[k]["mean_encode_s"] <= limit]
     best = max(eligible or list(summary), key=lambda k: summary[k]["mean_psnr_y"])
     out = dict(benchmark="keyframe_stream", machine=platform.processor() or platform.machine(),
-               command="nice /work/venv/bin/python benchmarks/keyframe_stream.py", args=vars(args),
+               command="nice python benchmarks/keyframe_stream.py", args=vars(args),
                best_within_intra_encode_time=best, default_config=DEFAULT_CONFIG, default_reason=DEFAULT_REASON,
                summary=summary, pipeline_speed=speed, cases=cases)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

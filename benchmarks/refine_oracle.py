@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paths import VIDEOS_DIR  # noqa: E402
 from diffusion_sweep import measure, write_result  # noqa: E402
 
 from tgvc_rt.bitstream import read_bitstream, section_overhead  # noqa: E402
@@ -99,7 +100,7 @@ def run_clip(src: Path, bpp: float, blocks: list[int], metrics: tuple[str, ...],
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", nargs="+", default=["carphone_qcif", "mobile_cif"])
-    ap.add_argument("--clips-dir", default="/work/shared/data/videos")
+    ap.add_argument("--clips-dir", default=str(VIDEOS_DIR))
     ap.add_argument("--bpp", type=float, default=0.005)
     ap.add_argument("--blocks", type=int, nargs="+", default=[0, 64, 32], help="flag block sizes (0 = per group)")
     ap.add_argument("--metrics", nargs="+", default=["psnr", "msssim", "vmaf", "cvvdp"])

@@ -4,7 +4,7 @@ For each clip, consecutive keyframe groups of ``--group`` frames (sharing keyfra
 15..30, ...) are tracked (tgvc_rt.encoder.tracking), selected (selection) and coded with every
 trajectory predictor (trajectories). Writes benchmarks/results/track_coding.json.
 
-    nice /work/venv/bin/python benchmarks/track_coding.py --groups 3
+    nice python benchmarks/track_coding.py --groups 3
 """
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from tgvc_rt.encoder.trajectories import (PREDICTORS, TrajectoryCodingOptions,
                                           bits_per_track_point, decode_tracks, encode_tracks,
                                           reconstruct_tracks)
 
-VIDEOS = Path("/work/shared/data/videos")
+from paths import VIDEOS_DIR  # benchmarks/paths.py (this folder is on sys.path when run as a script)
+
 CLIPS = ["foreman_cif", "bikes_640x272", "flower_416x240", "mobile_cif"]
 
 
@@ -94,6 +95,7 @@ def measure_group(frames: np.ndarray, max_tracks: int, steps: list[float],
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips-dir", default=str(VIDEOS_DIR))
     ap.add_argument("--clips", nargs="*", default=CLIPS)
     ap.add_argument("--group", type=int, default=16, help="frames per keyframe group")
     ap.add_argument("--groups", type=int, default=3, help="groups per clip")
@@ -110,7 +112,7 @@ def main() -> None:
                           "opencv_threads": 1}, "clips": {}}
     for clip in args.clips:
         n = (args.group - 1) * args.groups + 1
-        video = read_y4m(VIDEOS / f"{clip}.y4m", n)
+        video = read_y4m(Path(args.clips_dir) / f"{clip}.y4m", n)
         groups = []
         for g in range(args.groups):
             a = g * (args.group - 1)

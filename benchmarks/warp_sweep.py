@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paths import VIDEOS_DIR  # noqa: E402
 from diffusion_sweep import measure, write_result  # noqa: E402
 
 from tgvc_rt.decoder.dense_motion import DenseMotionOptions  # noqa: E402
@@ -43,7 +44,7 @@ def warp_options(config: dict) -> WarpOptions:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", nargs="+", default=CLIPS)
-    ap.add_argument("--clips-dir", default="/work/shared/data/videos")
+    ap.add_argument("--clips-dir", default=str(VIDEOS_DIR))
     ap.add_argument("--bpp", type=float, nargs="+", default=[0.005])
     ap.add_argument("--configs", default='{"default": {}}')
     ap.add_argument("--track-shares", type=float, nargs="+", default=[RateOptions().track_share])

@@ -9,7 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-VIDEO_DIR = Path("/work/shared/data/videos")
+from .paths import VIDEO_DIR  # noqa: F401  ($TGVC_DATA or ../shared/data)/videos
+
 TRAIN_CLIPS = ("foreman_cif", "flower_416x240", "carphone_qcif", "bikes_640x272")
 VAL_CLIPS = ("mobile_cif", "webcamtalk_416x240")  # held out from training
 

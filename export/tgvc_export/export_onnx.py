@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 OPSET = 18
+STACK_TRACE = "pkg.torch.onnx.stack_trace"  # node metadata written by torch.onnx.export(dynamo=True)
 
 TAESD_NOTICE = ("Made from TAEF2 (madebyollin/taesd @ 5cccb12), MIT licence, "
                 "Copyright (c) 2023 Ollin Boer Bohan; see LICENSE-taesd.txt")
@@ -91,14 +92,41 @@ def export(spec: ExportSpec, path: str | Path, fp16: bool = False, external_data
             old.unlink(missing_ok=True)
         prog.save(str(path), external_data=True)
         model = onnx.load(str(path), load_external_data=False)
+        strip_stack_traces(model)
         onnx.helper.set_model_props(model, props)
         onnx.save_model(model, str(path))
     else:
         model = prog.model_proto
+        strip_stack_traces(model)
         onnx.helper.set_model_props(model, props)
         onnx.save_model(model, str(path))
     onnx.checker.check_model(str(path))
     return path
+
+
+def strip_stack_traces(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop the exporter's per-node Python stack traces (they name the exporting machine's paths)."""
+
+    def graph(g: onnx.GraphProto) -> None:
+        for node in g.node:
+            nodes(node)
+
+    def nodes(node: onnx.NodeProto) -> None:
+        keep = [p for p in node.metadata_props if p.key != STACK_TRACE]
+        if len(keep) != len(node.metadata_props):
+            del node.metadata_props[:]
+            node.metadata_props.extend(keep)
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                graph(attr.g)
+            for sub in attr.graphs:
+                graph(sub)
+
+    graph(model.graph)
+    for fn in model.functions:
+        for node in fn.node:
+            nodes(node)
+    return model
 
 
 def ort_session(path: str | Path, threads: int = 2):

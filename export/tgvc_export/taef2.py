@@ -15,8 +15,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from .paths import WEIGHTS_DIR  # default location of taef2_{encoder,decoder}.pth
+
 LATENT_CHANNELS = 32
-WEIGHTS_DIR = Path("/work/shared/data/models")  # default location of taef2_{encoder,decoder}.pth
 
 
 def conv(n_in: int, n_out: int, **kwargs) -> nn.Conv2d:

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from .data import TRAIN_CLIPS, VAL_CLIPS
 from .eval_warp import evaluate_groups, evaluate_groups_pixels
+from .paths import recorded_path
 from .pixel_loss import PixelLoss
 from .taef2 import load_taef2
 from .group_windows import GroupWindowConfig, build_pool, sample_group_windows
@@ -148,7 +149,7 @@ def finetune(cfg: FinetuneConfig, out_dir: Path = CHECKPOINT_DIR, name: str = "d
     record = {**base_record, "steps": history[-1]["step"], "train_minutes": train_minutes,
               "val_loss": final_val[min((k for k in final_val if k != "warp"), key=final_val.get)],
               "val_refine_mse": final_val, "val_refine_mse_1step": final_val1,
-              "val_pixel_psnr": final_pixels, "history": history, "finetune_config": asdict(cfg),
+              "val_pixel_psnr": final_pixels, "history": history, "finetune_config": {**asdict(cfg), "init": recorded_path(cfg.init)},
               "base": {k: base_record.get(k) for k in ("steps", "train_minutes", "val_loss", "train_config")},
               "data": "real warp decoder output (export/tgvc_export/warp_data.py), rates " +
                       ", ".join(f"{r:g}" for r in cfg.rates) + " bpp",
