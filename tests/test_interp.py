@@ -61,11 +61,12 @@ def _red_share(frame: np.ndarray, f: int) -> float:
     return float(np.mean((box[..., 0] > 150) & (box[..., 1] < 100)))
 
 
-def test_tracks_fix_a_long_gap_motion_that_rife_alone_gets_wrong(interpolator):
+@pytest.mark.parametrize("min_side", [0, 200])  # at the frame's size, and at 2x (small frames)
+def test_tracks_fix_a_long_gap_motion_that_rife_alone_gets_wrong(interpolator, min_side):
     frames, tracks = _scene()
-    guided = interpolate_group(frames[0], frames[-1], tracks, interpolator.run)
+    guided = interpolate_group(frames[0], frames[-1], tracks, interpolator.run, InterpOptions(min_side=min_side))
     alone = interpolate_group(frames[0], frames[-1], tracks, interpolator.run,
-                              InterpOptions(init_flow=False, guidance=0.0))
+                              InterpOptions(init_flow=False, guidance=0.0, min_side=min_side))
     mid = F // 2
     assert _red_share(alone[mid], mid) < 0.2  # both keys show the square at X0: RIFE keeps it there
     assert _red_share(guided[mid], mid) > 0.8
