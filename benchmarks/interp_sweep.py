@@ -24,11 +24,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from diffusion_sweep import measure, write_result  # noqa: E402
+from paths import VIDEOS_DIR  # noqa: E402
 from warp_sweep import CLIPS  # noqa: E402
 
 from tgvc_rt.decoder.dense_motion import DenseMotionOptions  # noqa: E402
 from tgvc_rt.decoder.interpolate import InterpOptions  # noqa: E402
 from tgvc_rt.decoder.pipeline import DecodeOptions, iter_decoded_frames  # noqa: E402
+from tgvc_rt.encoder.interp_probe import ProbeOptions  # noqa: E402
 from tgvc_rt.encoder.keyframes import KeyframeOptions  # noqa: E402
 from tgvc_rt.encoder.pipeline import EncodeOptions, encode_video  # noqa: E402
 from tgvc_rt.encoder.ratecontrol import RateOptions  # noqa: E402
@@ -47,13 +49,13 @@ def interp_options(config: dict) -> InterpOptions:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", nargs="+", default=CLIPS)
-    ap.add_argument("--clips-dir", default="../shared/data/videos")
+    ap.add_argument("--clips-dir", default=str(VIDEOS_DIR))
     ap.add_argument("--bpp", type=float, nargs="+", default=[0.005])
     ap.add_argument("--configs", default='{"default": {}}')
     ap.add_argument("--no-warp", action="store_true", help="skip the warp decoder row")
     ap.add_argument("--encodes", default='{"default": {}}',
                     help="JSON: name -> encoder settings {\"rate\": RateOptions fields, \"keyframes\": KeyframeOptions "
-                         "fields, \"effort\": 0 or 1}")
+                         "fields, \"effort\": 0 or 1, \"probe\": ProbeOptions fields}")
     ap.add_argument("--metrics", nargs="+", default=["psnr", "vmaf"])
     ap.add_argument("--no-epe", action="store_true", help="skip re-tracking the output (motion-fidelity EPE)")
     ap.add_argument("--out", default="benchmarks/results/interp_sweep.json")
@@ -72,6 +74,7 @@ def main(argv=None) -> int:
                 options = EncodeOptions(rate=RateOptions(bpp=bpp, **cfg.get("rate", {})),
                                         keyframes=KeyframeOptions(**cfg.get("keyframes", {})), seed=0,
                                         effort=cfg.get("effort", EncodeOptions.effort),
+                                        probe=ProbeOptions(**cfg.get("probe", {})),
                                         model_set_hash=default_model_set_hash())
                 data = encode_video(video, options).data
                 tgv = work / f"{clip}_{bpp}_{enc}.tgv"

@@ -79,11 +79,17 @@ def encode(
                                                        "or av1, hevc, avif (independent intra pictures)."),
     seed: Optional[int] = typer.Option(None, help="Decoder noise seed stored in the stream (derived from the "
                                                   "coded content if unset)."),
+    effort: int = typer.Option(1, help="0: no model in the loop (fastest); 1: the decoder's interpolator drops "
+                                       "the tracks it predicts by itself."),
+    models: str = typer.Option("default", help="Model set the stream is made for (its interpolator runs in "
+                                               "the loop at --effort 1)."),
     quiet: bool = Quiet,
 ) -> None:
     """Encode a video into keyframes + trajectories (.tgv)."""
     from .encoder.keyframe_formats import check_codec
+    from .encoder.interp_probe import check_effort
     from .encoder.pipeline import EncodeOptions, encode_video
+    from .models import model_set_hash
     from .encoder.ratecontrol import RateOptions
     from .io import check_output_folder, parse_size, read_video, write_bytes_atomic
     from .progress import progress
@@ -97,11 +103,13 @@ def encode(
     if output.suffix.lower() != ".tgv":
         raise OptionError(f"{output}: the output of encode must end in .tgv")
     check_codec(keyframe_codec)
+    check_effort(effort)
+    model_hash = model_set_hash(models)  # a set that cannot be found is an error before the work
     check_output_folder(output)
     video = read_video(input, max_frames=frames, resize=parse_size(resize))
     defaults = EncodeOptions()
     options = replace(defaults, rate=RateOptions(bpp=bpp, kbps=kbps, track_share=track_share), seed=seed,
-                      keyframe_codec=keyframe_codec,
+                      keyframe_codec=keyframe_codec, effort=effort, model_set=models, model_set_hash=model_hash,
                       keyframes=replace(defaults.keyframes, max_gap=max_gap,
                                         min_gap=min(defaults.keyframes.min_gap, max_gap)),
                       tracking=replace(defaults.tracking, method=tracker, grid_step=grid_step),

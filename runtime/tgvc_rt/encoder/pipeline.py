@@ -14,6 +14,7 @@ from ..models import default_model_set_hash
 from ..progress import Advance, _noop
 from ..types import GroupSpan, Tracks, Video, groups_from_keyframes
 from . import keyframe_formats, ratecontrol
+from .interp_probe import InterpolatorProbe, ProbeOptions, check_effort, prune_predicted
 from .keyframes import KeyframeOptions, plan_keyframes
 from .selection import SelectionOptions, limit_tracks, select_tracks
 from .tracking import TrackingOptions, track_group
@@ -30,6 +31,10 @@ class EncodeOptions:
     keyframe_codec: str = keyframe_formats.DEFAULT_CODEC   # see encoder/keyframe_formats.py
     seed: int | None = None          # decoder noise seed in the header (content_seed when None)
     model_set_hash: bytes = field(default_factory=default_model_set_hash)  # names the decoder's model set
+    effort: int = 1                  # 0: no model in the loop; 1: the decoder's interpolator prunes the tracks
+    #                                  it predicts by itself (needs the model set's interpolator)
+    probe: ProbeOptions = field(default_factory=ProbeOptions)
+    model_set: str = "default"       # model set whose interpolator runs in the loop (effort >= 1)
 
 
 @dataclass
@@ -47,11 +52,28 @@ class EncodeResult:
         return len(self.data) * 8 / (video.meta.width * video.meta.height * len(video))
 
 
-def _select_group(video: Video, span: GroupSpan, options: EncodeOptions) -> Tracks:
+def _open_probe(options: EncodeOptions) -> InterpolatorProbe | None:
+    check_effort(options.effort)
+    if options.effort == 0:
+        return None
+    from ..models import load_model_set
+
+    models = load_model_set(options.model_set)
+    if not models.has("interpolator"):
+        return None
+    return InterpolatorProbe(models.session("interpolator"), options.probe)
+
+
+def _select_group(video: Video, span: GroupSpan, options: EncodeOptions,
+                  probe: InterpolatorProbe | None) -> Tracks:
     frames = video.frames[span.start: span.end + 1]
     if span.num_frames < 3:
         return Tracks.empty(span.num_frames)
-    return select_tracks(track_group(frames, options.tracking), frames, options.selection)
+    selected = select_tracks(track_group(frames, options.tracking), frames, options.selection)
+    if probe is not None and selected.num_tracks:
+        errors = probe.track_errors(frames[0], frames[-1], selected)
+        selected = prune_predicted(selected, errors, options.probe.keep_error_px)
+    return selected
 
 
 def _code_tracks(selected: list[Tracks], budget: int, video: Video,
@@ -94,9 +116,10 @@ def encode_video(video: Video, options: EncodeOptions, advance: Advance = _noop)
     seconds["plan"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    probe = _open_probe(options)
     selected = []
     for span in spans:
-        selected.append(_select_group(video, span, options))
+        selected.append(_select_group(video, span, options, probe))
         advance(span.num_frames - 1)
     seconds["track"] = time.perf_counter() - t0
 
