@@ -73,13 +73,13 @@ def encode(
     max_gap: int = typer.Option(15, help="Largest keyframe distance (16-frame decoding window: 15)."),
     tracker: str = typer.Option("dis", help="Point tracker: dis, lk or onnx."),
     grid_step: int = typer.Option(8, help="Spacing of the tracking query grid in pixels."),
-    track_share: float = typer.Option(0.1, help="Largest share of the budget for trajectories."),
+    track_share: float = typer.Option(0.05, help="Largest share of the budget for trajectories."),
     track_step: float = typer.Option(0.5, help="Trajectory quantisation step in pixels."),
     keyframe_codec: str = typer.Option("av1-seq", help="av1-seq, hevc-seq (keyframes as one P-frame stream), "
                                                        "or av1, hevc, avif (independent intra pictures)."),
     seed: Optional[int] = typer.Option(None, help="Decoder noise seed stored in the stream (derived from the "
                                                   "coded content if unset)."),
-    effort: int = typer.Option(1, help="0: no model in the loop (fastest); 1: the decoder's interpolator drops "
+    effort: int = typer.Option(0, help="0: no model in the loop (fastest); 1: the decoder's interpolator drops "
                                        "the tracks it predicts by itself."),
     models: str = typer.Option("default", help="Model set the stream is made for (its interpolator runs in "
                                                "the loop at --effort 1)."),

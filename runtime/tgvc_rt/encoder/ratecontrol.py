@@ -24,11 +24,13 @@ MIN_BPP, MAX_BPP = 1e-4, 2.0
 class RateOptions:
     bpp: float | None = 0.005       # target bits per pixel (of the whole clip)
     kbps: float | None = None       # alternative target in kbit/s (overrides bpp when given)
-    track_share: float = 0.1        # largest share of the budget for trajectories; with the full-strength warp
-    #                                 decoder 0.075-0.1 is best (six clips, mean PSNR-Y / VMAF at 0.005 bpp:
-    #                                 0.05 24.90 / 30.9, 0.1 24.99 / 31.1, 0.15 24.94 / 30.5, 0.25 24.76 / 28.2;
-    #                                 mean JOD 0.1 vs 0.15: 5.992 vs 5.977, 6.985 vs 6.938 at 0.01 bpp;
-    #                                 benchmarks/results/warp_sweep_track_share*.json, codec_rd_tgvc.json)
+    track_share: float = 0.05       # largest share of the budget for trajectories. With the interp decoder
+    #                                 (RIFE steered by the tracks) fewer tracks and more keyframe bits pay off on
+    #                                 average: JOD at 0.005 bpp for shares 0.1 / 0.07 / 0.05 / 0.03: foreman 6.69 /
+    #                                 6.66 / 6.54 / 6.48, mobile 4.23 / 4.32 / 4.48 / 4.51, webcamtalk 6.15 / 6.18 /
+    #                                 6.17 / 6.18, carphone 6.92 / 6.90 / 6.88 / 6.84, flower 7.60 / 7.60 / 7.53 /
+    #                                 7.47, bikes 5.65 / - / 5.81 / -; VMAF higher at 0.05 on four of five
+    #                                 (benchmarks/results/interp_sweep_*.json). The warp decoder did best at 0.1.
     min_tracks_per_group: int = 0   # never shrink a group below this many tracks
 
 
