@@ -25,9 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from diffusion_sweep import measure, write_result  # noqa: E402
 from paths import VIDEOS_DIR  # noqa: E402
-from warp_sweep import CLIPS  # noqa: E402
+from warp_sweep import CLIPS, options_with_motion  # noqa: E402
 
-from tgvc_rt.decoder.dense_motion import DenseMotionOptions  # noqa: E402
 from tgvc_rt.decoder.interpolate import InterpOptions  # noqa: E402
 from tgvc_rt.decoder.pipeline import DecodeOptions, iter_decoded_frames  # noqa: E402
 from tgvc_rt.encoder.interp_probe import ProbeOptions  # noqa: E402
@@ -38,12 +37,6 @@ from tgvc_rt.io import read_video  # noqa: E402
 from tgvc_rt.models import default_model_set_hash  # noqa: E402
 
 SUMMARY_KEYS = ("psnr_y", "msssim_y", "vmaf", "jod", "epe_px", "decode_s")
-
-
-def interp_options(config: dict) -> InterpOptions:
-    config = dict(config)
-    motion = DenseMotionOptions(**config.pop("motion", {}))
-    return InterpOptions(motion=motion, **config)
 
 
 def main(argv=None) -> int:
@@ -61,7 +54,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="benchmarks/results/interp_sweep.json")
     args = ap.parse_args(argv)
     settings = {} if args.no_warp else {"warp": DecodeOptions(mode="warp")}
-    settings.update({name: DecodeOptions(mode="interp", interp=interp_options(cfg))
+    settings.update({name: DecodeOptions(mode="interp", interp=options_with_motion(InterpOptions, cfg))
                      for name, cfg in json.loads(args.configs).items()})
     encodes = json.loads(args.encodes)
     rows = []

@@ -35,10 +35,11 @@ from tgvc_rt.models import default_model_set_hash  # noqa: E402
 CLIPS = ["bikes_640x272", "carphone_qcif", "flower_416x240", "foreman_cif", "mobile_cif", "webcamtalk_416x240"]
 
 
-def warp_options(config: dict) -> WarpOptions:
+def options_with_motion(cls, config: dict):
+    """``cls(**config)`` with the dense-motion fields under ``config["motion"]`` (WarpOptions, InterpOptions)."""
     config = dict(config)
     motion = DenseMotionOptions(**config.pop("motion", {}))
-    return WarpOptions(motion=motion, **config)
+    return cls(motion=motion, **config)
 
 
 def main(argv=None) -> int:
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
     ap.add_argument("--metrics", nargs="+", default=["psnr"])
     ap.add_argument("--out", default="benchmarks/results/warp_sweep.json")
     args = ap.parse_args(argv)
-    configs = {name: warp_options(cfg) for name, cfg in json.loads(args.configs).items()}
+    configs = {name: options_with_motion(WarpOptions, cfg) for name, cfg in json.loads(args.configs).items()}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
