@@ -147,3 +147,25 @@ def test_large_unet_exports_with_external_data(tmp_path):
     path = export(unet_spec(net, frames=2, h=8, w=8), tmp_path / "unet.onnx", external_data=True)
     assert (tmp_path / "unet.onnx.data").stat().st_size > 1e9
     onnx.checker.check_model(str(path))
+
+
+def test_guided_ifnet_steering_off_is_plain_ifnet_and_guidance_pins_the_flow():
+    """Random weights: zero steering inputs give IFNet's own output; the flow guidance puts the final
+    flow onto the tracks' displacements at their positions (what the runtime's graph is built from)."""
+    from tgvc_export.ifnet import GuidedIFNet, IFNet, sample_at
+    from tgvc_export.interpolator_export import example_inputs
+
+    torch.manual_seed(0)
+    net = IFNet().eval()
+    guided = GuidedIFNet(net).eval()
+    x = example_inputs(2, 64, 128, 3)
+    off = dict(x, init_weight=torch.zeros_like(x["init_weight"]), guide=torch.tensor([6.0, 0.02, 0.0]))
+    with torch.no_grad():
+        frame, flow = guided(*off.values())
+        plain_frame, plain_flow = net(x["img0"], x["img1"], x["timestep"])
+        assert torch.allclose(frame, plain_frame.clamp(0, 1), atol=1e-6)
+        assert torch.allclose(flow, plain_flow, atol=1e-5)
+        on = dict(off, track_weight=torch.ones_like(x["track_weight"]), guide=torch.tensor([6.0, 0.001, 1.0]))
+        _, flow = guided(*on.values())
+        miss = (sample_at(flow, x["track_xy"]) - x["track_flow"]).abs().max()
+    assert miss < 0.5  # pixels; the tracks are a few pixels apart at most by chance, so not exactly 0

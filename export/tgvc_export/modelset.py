@@ -1,4 +1,4 @@
-"""Write a whole model set: VAE encoder/decoder, UNet, tracker (ONNX), LICENSE-taesd.txt, manifest."""
+"""Write a whole model set: VAE encoder/decoder, UNet, tracker, interpolator (ONNX), LICENSE-taesd.txt, manifest."""
 from __future__ import annotations
 
 import shutil
@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .export_onnx import TAESD_NOTICE, ExportSpec, export, max_abs_error
+from .interpolator_export import export_interpolator
 from .latents import CACHE_DIR
 from .manifest import OWN_LICENCE, TAESD_LICENCE, build_manifest, model_entry, write_manifest
 from .specs import unet_spec, vae_specs
@@ -92,6 +93,7 @@ def export_model_set(set_name: str = "default", out: Path | None = None, checkpo
     models["tracker"] = model_entry("tracker", out, "tracker.onnx", "fp32", OWN_LICENCE,
                                     {"max_abs_error_vs_torch": _tracker_error(tracker_path),
                                      "algorithm": "pyramidal Lucas-Kanade, 4 levels, 11x11 window, 8 iterations"})
+    models["interpolator"] = export_interpolator(out, fp16=fp16)
     shutil.copyfile(WEIGHTS_DIR / "LICENSE-taesd.txt", out / "LICENSE-taesd.txt")
 
     training = {k: v for k, v in record.items() if k not in ("latent_mean", "latent_std", "history")}
