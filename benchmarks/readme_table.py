@@ -20,8 +20,6 @@ START, END = "<!-- rd-table:start -->", "<!-- rd-table:end -->"
 ROWS = {"tgvc-interp": "tgvc-rt interp (default)", "tgvc-rife": "RIFE alone (tracks ignored)",
         "tgvc-warp": "tgvc-rt warp", "vvenc": "VVenC"}
 METRICS = (("cvvdp_jod", "{:.2f}"), ("vmaf", "{:.1f}"), ("psnr_y", "{:.2f}"), ("msssim_y", "{:.3f}"))
-HELD_OUT = ("mobile_cif", "webcamtalk_416x240")  # held out from the UNet's training (docs/decoder.md)
-
 
 def cell(values: list) -> str:
     return " / ".join("–" if v is None else fmt.format(v) for v, (_, fmt) in zip(values, METRICS))
@@ -44,8 +42,7 @@ def tables(records: list[dict], rows: dict[str, str]) -> str:
                 flag = " ⚑" if rec is not None and not rec.get("rate_reached", True) else ""
                 means[c].append(vals)
                 cells.append(cell(vals) + flag)
-            name = clip + (" (held out)" if clip in HELD_OUT else "")
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            lines.append(f"| {clip} | " + " | ".join(cells) + " |")
         mean_cells = []
         for c in codecs:
             arr = np.array([[np.nan if v is None else v for v in vals] for vals in means[c]], float)
