@@ -107,6 +107,7 @@ def _interpolate(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, run: Runn
     use_init = options.init_flow and tracks.num_tracks > 0
     dm = dense_motion(tracks, height, width, options.motion) if use_init else None
     camera = dm is not None and options.init_global and bool(np.any(dm.prior_a) or np.any(dm.prior_b))
+    flow_a, flow_b = (dm.flow_a, dm.flow_b) if dm is not None else (None, None)  # properties: build once
     sigma = track_sigma(tracks, options.motion) * options.sigma_scale
     guide = np.array([sigma, options.guide_lambda, options.guidance], np.float32)
     zero_flow = np.zeros((4, hp, wp), np.float32)
@@ -122,7 +123,7 @@ def _interpolate(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, run: Runn
                 init_weight.append(zero_weight)
                 continue
             weight = np.ones_like(dm.support[f]) if camera else dm.support[f]
-            grid = np.concatenate([dm.flow_a[f], dm.flow_b[f], weight[..., None]], axis=-1)
+            grid = np.concatenate([flow_a[f], flow_b[f], weight[..., None]], axis=-1)
             full = pad_edges(_full_res(grid, height, width), hp, wp)
             flow_init.append(full[:4])
             init_weight.append(full[4:5])
