@@ -102,7 +102,7 @@ def decoder_stages(model_set: str | None, F: int, H: int, W: int, K: int, steps:
     keys = [k for k in runs[0] if not k.endswith("_calls")]
     out = {"config": {"model_set": models.name, "frames": F, "width": W, "height": H, "tracks": K,
                       "steps": steps, "strength": opts.strength, "guidance_scale": opts.guidance_scale,
-                      "device": opts.device, "threads": threads},
+                      "device": models.device, "threads": threads},
            "calls": {k: v for k, v in runs[0].items() if k.endswith("_calls")},
            "stages": {k: stats([r[k] for r in runs]) for k in keys}}
     if tmp is not None:

@@ -65,3 +65,20 @@ def test_wrappers(tiny):
     d = Denoiser(open_session(tiny / "unet.onnx"))
     eps = d(z, 100, np.zeros((3, 65, 2, 3), np.float32))
     assert eps.shape == z.shape
+
+
+def test_auto_without_a_gpu_provider_loads_the_fp32_models(monkeypatch):
+    """``--device auto`` on a machine whose onnxruntime has no GPU provider decodes like ``cpu``."""
+    import onnxruntime
+
+    from tgvc_rt.models import load_model_set
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    auto = load_model_set("default", device="auto", verify=False)
+    cpu = load_model_set("default", device="cpu", verify=False)
+    for key in ("vae_decoder", "unet", "interpolator"):
+        assert auto.model_path(key) == cpu.model_path(key)
+        assert not auto.model_path(key).name.endswith("_fp16.onnx")
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert auto.model_path("unet").name == "unet_fp16.onnx"

@@ -203,24 +203,35 @@ def test_encode_defaults_match_the_api():
     from tgvc_rt import cli
     from tgvc_rt.encoder.ratecontrol import RateOptions
 
+    from tgvc_rt.encoder.pipeline import EncodeOptions
+
     params = inspect.signature(cli.encode).parameters
     assert params["track_share"].default.default == RateOptions().track_share
     assert params["bpp"].default.default == RateOptions().bpp
+    want = EncodeOptions()
+    assert params["effort"].default.default == want.effort
+    assert params["models"].default.default == want.model_set
+    assert params["max_gap"].default.default == want.keyframes.max_gap
 
 
 def test_decode_defaults_match_the_api():
-    """The CLI's diffusion defaults are ``DiffusionOptions``' (tuned values live in one place)."""
+    """The CLI's decode defaults are the options dataclasses' (tuned values live in one place)."""
     import inspect
 
     from tgvc_rt import cli
     from tgvc_rt.decoder.diffusion import DiffusionOptions
+    from tgvc_rt.decoder.pipeline import DecodeOptions
 
     params = inspect.signature(cli.decode).parameters
     want = DiffusionOptions()
     for flag, field in (("steps", "steps"), ("strength", "strength"), ("guidance_scale", "guidance_scale"),
-                        ("device", "device"), ("guidance_impl", "guidance_impl"),
+                        ("guidance_impl", "guidance_impl"),
                         ("diffusion_output", "output"), ("residual_blur", "residual_blur")):
         assert params[flag].default.default == getattr(want, field), flag
+    decode = DecodeOptions()
+    for flag, value in (("mode", decode.mode), ("device", decode.device), ("threads", decode.threads),
+                        ("init_flow", decode.interp.init_flow), ("flow_guidance", decode.interp.guidance)):
+        assert params[flag].default.default == value, flag
 
 
 def wait_until(condition, proc, timeout=60.0) -> bool:

@@ -173,7 +173,7 @@ def decode(
         from .decoder.diffusion import DiffusionOptions
 
         options.diffusion = DiffusionOptions(steps=steps, strength=strength, guidance_scale=guidance_scale,
-                                             device=device, threads=threads, guidance_impl=guidance_impl,
+                                             threads=threads, guidance_impl=guidance_impl,
                                              output=diffusion_output, residual_blur=residual_blur)
         options.diffusion.validate()
     data = read_stream_file(input)

@@ -41,8 +41,8 @@ class DiffusionOptions:
     guidance_scale: float = 30.0   # s of docs/guidance.md (paper: 30); 0 disables guidance
     eta: float = 0.0               # DDIM stochasticity (0 = deterministic DDIM)
     window: int = 16               # max frames per diffusion window (UNet training length)
-    device: str = "cpu"            # backend device: cpu | cuda | tensorrt | auto; pass it (and threads) to
-    threads: int | None = None     # load_model_set(..., device, threads): the ModelSet opens the sessions
+    threads: int | None = None     # CPU threads of the native guidance (the models' device and threads are
+    #                                DecodeOptions': the ModelSet opens the sessions)
     spacing: str = "trailing"      # timestep spacing: trailing | leading | linspace
     guidance_iters: int = 1        # guidance updates per step (eps held fixed unless repredict)
     guidance_repredict: bool = False  # re-run the UNet after each guidance update (costly)

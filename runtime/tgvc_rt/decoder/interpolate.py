@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from tgvc_rt.decoder.dense_motion import DenseMotionOptions, dense_motion, track_sigma
+from tgvc_rt.decoder.group import group_frames
 from tgvc_rt.errors import OptionError
 from tgvc_rt.models.interpolator import DEFAULT_PAD, frames_output, image_input, pad_edges, padded_size
 from tgvc_rt.types import Tracks
@@ -80,40 +81,33 @@ def interpolate_group(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, run:
 
     ``run`` executes the interpolator model (a backend session's ``run``).
     """
-    key_a = np.ascontiguousarray(key_a, dtype=np.uint8)
-    key_b = np.ascontiguousarray(key_b, dtype=np.uint8)
-    if key_a.shape != key_b.shape or key_a.ndim != 3 or key_a.shape[2] != 3:
-        raise OptionError(f"keyframes must be two uint8 [H, W, 3] of one size, got {key_a.shape} {key_b.shape}")
-    if tracks.num_frames < 1:
-        raise OptionError("a group needs at least one frame")
+    out = group_frames(key_a, key_b, tracks.num_frames)
+    if tracks.num_frames <= 2:
+        return out
+    key_a, key_b = out[0], out[-1]
     height, width = key_a.shape[:2]
-    if min(height, width) >= options.min_side or tracks.num_frames < 3:
-        return _interpolate(key_a, key_b, tracks, run, options)
+    if min(height, width) >= options.min_side:
+        return _interpolate(key_a, key_b, tracks, run, options, out)
     big = (2 * width, 2 * height)
     up = [cv2.resize(k, big, interpolation=cv2.INTER_CUBIC) for k in (key_a, key_b)]
     scaled = Tracks((tracks.xy + 0.5) * 2 - 0.5, tracks.vis, tracks.instance)
-    out = _interpolate(up[0], up[1], scaled, run, options)
-    small = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in out])
-    small[0], small[-1] = key_a, key_b
-    return small
+    big_frames = _interpolate(up[0], up[1], scaled, run, options, group_frames(up[0], up[1], tracks.num_frames))
+    for f in range(1, tracks.num_frames - 1):
+        out[f] = cv2.resize(big_frames[f], (width, height), interpolation=cv2.INTER_AREA)
+    return out
 
 
 def _interpolate(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, run: Runner,
-                 options: InterpOptions) -> np.ndarray:
+                 options: InterpOptions, out: np.ndarray) -> np.ndarray:
+    """Fill the in-between frames of ``out`` (group_frames of these keys, F >= 3)."""
     f_ = tracks.num_frames
     height, width = key_a.shape[:2]
-    out = np.empty((f_, height, width, 3), np.uint8)
-    out[0] = key_a
-    if f_ == 1:
-        return out
-    out[-1] = key_b
-    if f_ == 2:
-        return out
     hp, wp = padded_size(height, width, options.pad)
     img0, img1 = image_input(key_a, hp, wp), image_input(key_b, hp, wp)
     use_init = options.init_flow and tracks.num_tracks > 0
     dm = dense_motion(tracks, height, width, options.motion) if use_init else None
     camera = dm is not None and options.init_global and bool(np.any(dm.prior_a) or np.any(dm.prior_b))
+    flow_a, flow_b = (dm.flow_a, dm.flow_b) if dm is not None else (None, None)  # properties: build once
     sigma = track_sigma(tracks, options.motion) * options.sigma_scale
     guide = np.array([sigma, options.guide_lambda, options.guidance], np.float32)
     zero_flow = np.zeros((4, hp, wp), np.float32)
@@ -129,7 +123,7 @@ def _interpolate(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, run: Runn
                 init_weight.append(zero_weight)
                 continue
             weight = np.ones_like(dm.support[f]) if camera else dm.support[f]
-            grid = np.concatenate([dm.flow_a[f], dm.flow_b[f], weight[..., None]], axis=-1)
+            grid = np.concatenate([flow_a[f], flow_b[f], weight[..., None]], axis=-1)
             full = pad_edges(_full_res(grid, height, width), hp, wp)
             flow_init.append(full[:4])
             init_weight.append(full[4:5])

@@ -64,14 +64,15 @@ def _open_model_set(bs: Bitstream, options: DecodeOptions):
 
 
 def _open_interpolator(models, options: DecodeOptions) -> Callable:
-    """The group interpolator: the model set's IFNet when it has one, else the warp decoder."""
-    if models is None or not models.has("interpolator"):
-        if options.mode == "interp":
-            raise ModelSetError(f"model set {options.model_set!r} has no interpolator; decode with --mode warp")
-        return lambda key_a, key_b, tracks: warp_group(key_a, key_b, tracks, options.warp)
-    options.interp.validate()
-    session = models.session("interpolator")
-    return lambda key_a, key_b, tracks: interp_group(key_a, key_b, tracks, session.run, options.interp)
+    """The group interpolator: the model set's IFNet in the model modes, else the warp decoder (mode
+    "warp", or "diffusion" with a set that has no interpolator)."""
+    if models is not None and models.has("interpolator"):
+        options.interp.validate()
+        session = models.session("interpolator")
+        return lambda key_a, key_b, tracks: interp_group(key_a, key_b, tracks, session.run, options.interp)
+    if options.mode == "interp":
+        raise ModelSetError(f"model set {options.model_set!r} has no interpolator; decode with --mode warp")
+    return lambda key_a, key_b, tracks: warp_group(key_a, key_b, tracks, options.warp)
 
 
 def _open_diffusion(bs: Bitstream, models, options: DecodeOptions) -> Callable:
@@ -97,8 +98,7 @@ def iter_decoded_frames(data: bytes, options: DecodeOptions = DecodeOptions(),
     reader = KeyframeReader(h.keyframe_codec, h.width, h.height)
     t0 = time.perf_counter()
     models = _open_model_set(bs, options) if options.mode in MODEL_MODES else None
-    interpolate = (_open_interpolator(models, options) if models is not None
-                   else lambda key_a, key_b, tracks: warp_group(key_a, key_b, tracks, options.warp))
+    interpolate = _open_interpolator(models, options)
     diffuse = _open_diffusion(bs, models, options) if options.mode == "diffusion" else None
     stats.add("models", time.perf_counter() - t0)  # verify the set's files, open the sessions
 

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from tgvc_rt.decoder.dense_motion import DenseMotion, DenseMotionOptions, dense_motion, grid_centres
-from tgvc_rt.errors import OptionError
+from tgvc_rt.decoder.group import group_frames
 from tgvc_rt.types import Tracks
 
 
@@ -149,21 +149,12 @@ def interpolate_group(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks,
 
     ``tracks`` are the group's decoded tracks (F = tracks.num_frames, K may be 0).
     """
-    key_a = np.ascontiguousarray(key_a, dtype=np.uint8)
-    key_b = np.ascontiguousarray(key_b, dtype=np.uint8)
-    if key_a.shape != key_b.shape or key_a.ndim != 3 or key_a.shape[2] != 3:
-        raise OptionError(f"keyframes must be two uint8 [H, W, 3] of one size, got {key_a.shape} {key_b.shape}")
     f_ = tracks.num_frames
-    if f_ < 1:
-        raise OptionError("a group needs at least one frame")
+    out = group_frames(key_a, key_b, f_)
+    if f_ <= 2:
+        return out
+    key_a, key_b = out[0], out[-1]
     height, width = key_a.shape[:2]
-    out = np.empty((f_, height, width, 3), np.uint8)
-    out[0] = key_a
-    if f_ == 1:
-        return out
-    out[-1] = key_b
-    if f_ == 2:
-        return out
     dm = dense_motion(tracks, height, width, options.motion)
     if options.colour_support and tracks.num_tracks:
         dm = colour_support(dm, key_a, key_b, options)

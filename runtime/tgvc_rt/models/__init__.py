@@ -111,13 +111,25 @@ class ModelSet:
     def has(self, key: str) -> bool:
         return key in self.manifest["models"]
 
+    @property
+    def runs_on_cpu(self) -> bool:
+        """Whether the sessions will run on the CPU: device "cpu", or "auto" where onnxruntime offers no
+        GPU provider (then "auto" must give the same FP32 models, and output, as "cpu")."""
+        if self.device == "cpu":
+            return True
+        if self.device != "auto":
+            return False
+        from tgvc_rt.backends.ort import providers_for
+
+        return providers_for("auto")[0] == "CPUExecutionProvider"
+
     def model_path(self, key: str, precision: str | None = None) -> Path:
         """File of model ``key`` in ``precision`` (fp32/fp16/auto); falls back to the main file."""
         if not self.has(key):
             raise ModelSetError(f"model set {self.name} has no {key} model")
         precision = precision or self.precision
         if precision == "auto":
-            precision = "fp32" if self.device == "cpu" else "fp16"
+            precision = "fp32" if self.runs_on_cpu else "fp16"
         entry = self.manifest["models"][key]
         variant = entry.get("variants", {}).get(precision) if entry.get("precision") != precision else None
         return self.path / (variant or entry)["file"]
