@@ -296,3 +296,18 @@ def test_no_output_is_committed_after_a_stop_signal(monkeypatch, tmp_path):
     with pytest.raises(signals.Interrupted):
         write_bytes_atomic(tmp_path / "a.tgv", b"data")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("cap", ["frames_per_group", "pixels_per_group", "tracks_per_group"])
+def test_stream_over_a_cap_is_one_line(cap, tmp_path):
+    """A crafted stream over a cap (valid CRCs): `decode` and `info` give one line naming the cap, exit 2."""
+    from test_bitstream import CAP_CASES, crafted
+
+    bad = tmp_path / "big.tgv"
+    bad.write_bytes(crafted(**CAP_CASES[cap]))
+    for args in (("decode", bad, "-o", tmp_path / "o.y4m", "--mode", "warp"), ("info", bad)):
+        proc = run(*args)
+        assert_one_line_error(proc)
+        assert proc.returncode == 2 and proc.stderr.startswith("tgvc-rt: error: .tgv stream exceeds a cap: ")
+        assert f"over {cap} = " in proc.stderr and proc.stdout == ""
+    assert list(tmp_path.iterdir()) == [bad]
