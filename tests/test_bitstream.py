@@ -1,9 +1,10 @@
 import dataclasses
+import re
 
 import pytest
 
-from tgvc_rt.bitstream import (Bitstream, GroupPayload, SectionType, StreamHeader, iter_sections, pack_uleb,
-                               read_bitstream, read_uleb, write_bitstream)
+from tgvc_rt.bitstream import (Bitstream, GroupPayload, SectionType, StreamCaps, StreamHeader, iter_sections,
+                               pack_uleb, read_bitstream, read_uleb, write_bitstream)
 from tgvc_rt.bitstream.sections import pack_preamble, pack_section
 from tgvc_rt.errors import BitstreamError
 
@@ -85,3 +86,84 @@ def test_varint_round_trip():
 def test_trailing_bytes_refused():
     with pytest.raises(BitstreamError, match="trailing"):
         read_bitstream(write_bitstream(make_stream()) + b"x")
+
+
+def crafted(width=352, height=288, groups=((0, 32),), tracks=b"\x00", extra_sections=0) -> bytes:
+    """A stream with valid CRCs written by the project's writer without its cap check (keyframe payloads
+    of one byte: nothing here is decodable, only parseable)."""
+    keys = sorted({k for g in groups for k in g})
+    header = StreamHeader(width=width, height=height, fps_num=30, fps_den=1, num_frames=groups[-1][1] + 1,
+                          keyframe_codec=1, flags=0, model_set_hash=bytes(16), noise_seed=0,
+                          num_keyframes=len(keys), num_groups=len(groups))
+    bs = Bitstream(header, keyframes={k: b"k" for k in keys}, groups=[GroupPayload(a, b, tracks) for a, b in groups])
+    data = write_bitstream(bs, caps=None)
+    if extra_sections:  # sections of an unknown type (a later minor version), skipped by readers
+        end = pack_section(SectionType.END, b"")
+        data = data[:-len(end)] + pack_section(0x40, b"") * extra_sections + end
+    return data
+
+
+CAP_CASES = {
+    "frames_per_group": dict(width=1280, height=720, groups=((0, 4095),)),   # the 10.5 GiB group
+    "pixels_per_frame": dict(width=16384, height=8192),
+    "pixels_per_group": dict(width=1920, height=1080, groups=((0, 200),)),
+    "tracks_per_group": dict(tracks=pack_uleb(70000) + b"rest"),
+}
+
+
+def uncapped(data: bytes) -> Bitstream:
+    """A crafted stream read back without caps (what an encoder would hand the writer)."""
+    big = 1 << 40
+    return read_bitstream(data, StreamCaps(big, big, big, big, big))
+
+
+def parse_peak(parse) -> tuple[Exception, int]:
+    """The BitstreamError ``parse()`` raises and the peak of Python allocations (bytes) while it ran."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(BitstreamError) as err:
+            parse()
+        return err.value, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("cap", sorted(CAP_CASES))
+def test_caps_refuse_crafted_streams_before_allocating(cap):
+    """A stream over a cap, with valid CRCs, fails while it is parsed with a one-line error naming the cap,
+    having allocated nothing large: by itself and when handed to the decoder. The writer refuses it too."""
+    from tgvc_rt.decoder.pipeline import DecodeOptions, iter_decoded_frames
+
+    data = crafted(**CAP_CASES[cap])
+    for parse in (lambda: read_bitstream(data), lambda: next(iter_decoded_frames(data, DecodeOptions(mode="warp")))):
+        err, peak = parse_peak(parse)
+        assert re.fullmatch(f"\\.tgv stream exceeds a cap: .*, over {cap} = \\d+", str(err)), err
+        assert peak < (1 << 20)
+    with pytest.raises(BitstreamError, match=cap):
+        write_bitstream(uncapped(data))
+
+
+def test_section_cap():
+    """Too many sections: promised by the header (checked before any section is kept), or present as
+    unknown sections a reader would skip."""
+    header = StreamHeader(width=16, height=16, fps_num=30, fps_den=1, num_frames=3_000_000, keyframe_codec=1,
+                          flags=0, model_set_hash=bytes(16), noise_seed=0, num_keyframes=1_500_001,
+                          num_groups=1_500_000)
+    lying = pack_preamble() + pack_section(SectionType.HEADER, header.pack()) + pack_section(SectionType.END, b"")
+    with pytest.raises(BitstreamError, match="promises 3000003 sections, over sections = 2097152"):
+        read_bitstream(lying)
+    data = crafted(extra_sections=10)
+    assert len(read_bitstream(data).groups) == 1
+    with pytest.raises(BitstreamError, match="more than 8 sections, over sections = 8"):
+        read_bitstream(data, StreamCaps(sections=8))
+
+
+def test_caps_are_configurable():
+    """Looser caps accept what the defaults refuse; tighter ones refuse what the defaults accept."""
+    data = crafted(**CAP_CASES["frames_per_group"])
+    assert read_bitstream(data, StreamCaps(frames_per_group=4096, pixels_per_group=1 << 32)).groups[0].end == 4095
+    with pytest.raises(BitstreamError, match="frames_per_group = 16"):
+        read_bitstream(write_bitstream(make_stream()), StreamCaps(frames_per_group=16))
+    assert read_bitstream(write_bitstream(make_stream()), StreamCaps(frames_per_group=17)).groups

@@ -1,4 +1,6 @@
 """End-to-end CLI behaviour: the main job, determinism and every kind of bad input."""
+import io
+import os
 import signal
 import subprocess
 import sys
@@ -307,3 +309,112 @@ def test_no_output_is_committed_after_a_stop_signal(monkeypatch, tmp_path):
     with pytest.raises(signals.Interrupted):
         write_bytes_atomic(tmp_path / "a.tgv", b"data")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("cap", ["frames_per_group", "pixels_per_group", "tracks_per_group"])
+def test_stream_over_a_cap_is_one_line(cap, tmp_path):
+    """A crafted stream over a cap (valid CRCs): `decode` and `info` give one line naming the cap, exit 2."""
+    from test_bitstream import CAP_CASES, crafted
+
+    bad = tmp_path / "big.tgv"
+    bad.write_bytes(crafted(**CAP_CASES[cap]))
+    for args in (("decode", bad, "-o", tmp_path / "o.y4m", "--mode", "warp"), ("info", bad)):
+        proc = run(*args)
+        assert_one_line_error(proc)
+        assert proc.returncode == 2 and proc.stderr.startswith("tgvc-rt: error: .tgv stream exceeds a cap: ")
+        assert f"over {cap} = " in proc.stderr and proc.stdout == ""
+    assert list(tmp_path.iterdir()) == [bad]
+
+
+CLI = [sys.executable, "-m", "tgvc_rt"]
+
+
+def ffmpeg_exe() -> str:
+    return pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe()
+
+
+def y4m_planes(data: bytes) -> bytes:
+    """The picture bytes of a y4m stream: its header line and FRAME markers taken out."""
+    from tgvc_rt.io.y4m import read_header
+
+    f = io.BytesIO(data)
+    size = read_header(f, "y4m").frame_size
+    planes = []
+    while marker := f.readline():
+        assert marker == b"FRAME\n"
+        planes.append(f.read(size))
+    return b"".join(planes)
+
+
+def test_encode_reads_y4m_from_a_pipe(sample_clip, tmp_path):
+    """`ffmpeg -i clip -f yuv4mpegpipe - | tgvc-rt encode - -o x.tgv` gives the very stream that encoding the
+    file gives; with --frames the encoder stops reading the pipe early and still ends (ffmpeg then gets
+    a broken pipe, its business)."""
+    options = ["--frames", "12", "--seed", "1", "--effort", "0", "-q"]
+    run("encode", sample_clip, "-o", tmp_path / "file.tgv", *options, check=0)
+    ffmpeg = subprocess.Popen([ffmpeg_exe(), "-v", "quiet", "-i", str(sample_clip), "-f", "yuv4mpegpipe", "-"],
+                              stdout=subprocess.PIPE)
+    encode = subprocess.Popen([*CLI, "encode", "-", "-o", str(tmp_path / "pipe.tgv"), *options],
+                              stdin=ffmpeg.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ffmpeg.stdout.close()  # the encoder holds the only read end: ffmpeg learns when it stops reading
+    out, err = encode.communicate(timeout=300)
+    ffmpeg.wait(timeout=60)
+    assert encode.returncode == 0 and out == b"" and err == b"", err
+    assert (tmp_path / "pipe.tgv").read_bytes() == (tmp_path / "file.tgv").read_bytes()
+
+
+def test_decode_writes_y4m_to_a_pipe(encoded, tmp_path):
+    """`decode -o -` puts on stdout exactly the bytes `decode -o file.y4m` writes and nothing else (the
+    summary is one line on stderr, none with -q), and a real ffmpeg reading y4m from the pipe gets every
+    frame, pixel for pixel."""
+    run("decode", encoded, "-o", tmp_path / "file.y4m", "--mode", "warp", "-q", check=0)
+    want = (tmp_path / "file.y4m").read_bytes()
+    for quiet in ([], ["-q"]):
+        proc = subprocess.run([*CLI, "decode", str(encoded), "-o", "-", "--mode", "warp", *quiet],
+                              capture_output=True, timeout=300)
+        assert proc.returncode == 0 and proc.stdout == want, proc.stderr
+        lines = proc.stderr.decode().splitlines()
+        assert lines == [] if quiet else (len(lines) == 1 and lines[0].startswith("-: 24 frames, warp"))
+    decode = subprocess.Popen([*CLI, "decode", str(encoded), "-o", "-", "--mode", "warp", "-q"],
+                              stdout=subprocess.PIPE)
+    ffmpeg = subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "yuv4mpegpipe", "-i", "-", "-f", "rawvideo",
+                             str(tmp_path / "ffmpeg.yuv")], stdin=decode.stdout, capture_output=True, timeout=300)
+    decode.stdout.close()
+    assert decode.wait(timeout=60) == 0 and ffmpeg.returncode == 0, ffmpeg.stderr
+    assert (tmp_path / "ffmpeg.yuv").read_bytes() == y4m_planes(want)
+
+
+def test_decode_into_a_pipe_closed_early_ends_quietly(encoded):
+    """The reader stops after 1000 bytes and closes the pipe (`| head -c 1000`): the decoder ends with a
+    non-zero status and says nothing (no traceback, no 'Exception ignored' at exit)."""
+    decode = subprocess.Popen([*CLI, "decode", str(encoded), "-o", "-", "--mode", "warp"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = decode.stdout.read(1000)
+    decode.stdout.close()
+    err = decode.stderr.read()
+    assert decode.wait(timeout=300) != 0 and err == b"" and head.startswith(b"YUV4MPEG2 W176 H144 ")
+
+
+def test_pipe_errors_are_one_line(encoded, tmp_path):
+    """A stream that fails to parse puts nothing on stdout; a terminal is refused as the y4m input of
+    encode and as the output of decode, before any work."""
+    import pty
+
+    bad = tmp_path / "bad.tgv"
+    bad.write_bytes(encoded.read_bytes()[:-3])
+    proc = subprocess.run([*CLI, "decode", str(bad), "-o", "-", "--mode", "warp"], capture_output=True, timeout=300)
+    assert proc.stdout == b"" and proc.returncode == 2
+    assert_one_line_error(subprocess.CompletedProcess(proc.args, 2, "", proc.stderr.decode()))
+    leader, follower = pty.openpty()
+    try:
+        procs = [subprocess.run([*CLI, "encode", "-", "-o", str(tmp_path / "x.tgv")], stdin=follower,
+                                capture_output=True, text=True, timeout=300),
+                 subprocess.run([*CLI, "decode", str(encoded), "-o", "-", "--mode", "warp"], stdout=follower,
+                                stderr=subprocess.PIPE, text=True, timeout=300)]
+    finally:
+        os.close(leader)
+        os.close(follower)
+    for proc, says in zip(procs, ("<stdin> is a terminal", "standard output is a terminal")):
+        assert_one_line_error(proc)
+        assert proc.returncode == 2 and says in proc.stderr
+    assert list(tmp_path.iterdir()) == [bad]

@@ -1,3 +1,4 @@
+import io
 import os
 import stat
 
@@ -63,6 +64,39 @@ def test_truncated_and_bad_files(tmp_path, y4m_writer):
     (tmp_path / "bad.mp4").write_bytes(b"\x00" * 100)
     with pytest.raises(InputError):
         read_video(tmp_path / "bad.mp4")
+
+
+class Trickle(io.RawIOBase):
+    """A raw binary stream that returns at most ``chunk`` bytes a read, like a pipe fed slowly."""
+
+    def __init__(self, data: bytes, chunk: int):
+        self.data, self.pos, self.chunk = data, 0, chunk
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        n = min(len(buf), self.chunk, len(self.data) - self.pos)
+        buf[:n] = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+
+def test_y4m_from_a_file_object(sample_clip):
+    """The one y4m reader takes an open binary stream (stdin, a pipe) as well as a path: short reads are
+    completed, the stream is read in order and left where the last frame ends, errors name the stream."""
+    from tgvc_rt.io.y4m import iter_y4m
+
+    data = sample_clip.read_bytes()
+    want = [f for _, f in iter_y4m(sample_clip, 4)]
+    stream = Trickle(data, 1000)
+    got = [f for _, f in iter_y4m(stream, 4)]
+    assert len(got) == 4 and all(np.array_equal(a, b) for a, b in zip(want, got))
+    assert not stream.closed and data[stream.pos:].startswith(b"FRAME")
+    cut = io.BytesIO(data[:len(data) // 2])
+    cut.name = "<stdin>"
+    with pytest.raises(InputError, match="<stdin>: truncated y4m"):
+        list(iter_y4m(cut))
 
 
 def test_frames_and_resize(sample_clip):

@@ -64,7 +64,8 @@ def _options(version: bool = typer.Option(False, "--version", callback=_print_ve
 
 @app.command()
 def encode(
-    input: Path = typer.Argument(..., help="Input video (.y4m, .mp4, .mkv, .webm, .mov, .avi)."),
+    input: Path = typer.Argument(..., help="Input video (.y4m, .mp4, .mkv, .webm, .mov, .avi; - reads y4m "
+                                           "from stdin)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output .tgv stream."),
     bpp: float = typer.Option(0.005, help="Target bits per pixel."),
     kbps: Optional[float] = typer.Option(None, help="Target kbit/s (overrides --bpp)."),
@@ -130,7 +131,8 @@ def encode(
 @app.command()
 def decode(
     input: Path = typer.Argument(..., help="Input .tgv stream."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output video (.y4m, .mp4, .mkv, .webm)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output video (.y4m, .mp4, .mkv, .webm; - writes "
+                                                            "y4m to stdout, frame by frame)."),
     mode: str = typer.Option("interp", help="interp (pretrained interpolator steered by the tracks), warp (fast, "
                                              "classical, no model) or diffusion (guided latent diffusion on interp)."),
     init_flow: bool = typer.Option(True, help="Interp: start the interpolator from the tracks' dense flows."),

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ..errors import BitstreamError
+from .caps import StreamCaps
 from .header import HASH_BYTES, StreamHeader
 from .sections import (MAX_SECTION_BYTES, VERSION_MAJOR, VERSION_MINOR, Section, SectionType,
                        check_preamble, iter_sections, pack_preamble, pack_section, section_overhead)
 from .varint import pack_uleb, read_uleb
 
-__all__ = ["StreamHeader", "Bitstream", "GroupPayload", "write_bitstream", "read_bitstream",
+__all__ = ["StreamHeader", "StreamCaps", "Bitstream", "GroupPayload", "write_bitstream", "read_bitstream",
            "iter_sections", "Section", "SectionType", "HASH_BYTES", "VERSION_MAJOR", "VERSION_MINOR",
            "section_overhead", "keyframe_prefix", "group_prefix"]
 
@@ -46,9 +47,15 @@ class Bitstream:
         return sorted(self.keyframes)
 
 
-def write_bitstream(bs: Bitstream) -> bytes:
-    """Serialise a complete stream; validates the group/keyframe structure first."""
+DEFAULT_CAPS = StreamCaps()
+
+
+def write_bitstream(bs: Bitstream, caps: StreamCaps | None = DEFAULT_CAPS) -> bytes:
+    """Serialise a complete stream; validates the group/keyframe structure first, and refuses a stream
+    that a reader with ``caps`` would refuse (None: structure only, e.g. to craft streams for tests)."""
     _validate_structure(bs)
+    if caps is not None:
+        _check_caps(bs, caps)
     out = [pack_preamble(), pack_section(SectionType.HEADER, bs.header.pack())]
     sent: set[int] = set()
     for g in bs.groups:
@@ -61,15 +68,18 @@ def write_bitstream(bs: Bitstream) -> bytes:
     return b"".join(out)
 
 
-def read_bitstream(data: bytes) -> Bitstream:
-    """Parse and validate a whole stream (CRC of every section, structure, caps)."""
+def read_bitstream(data: bytes, caps: StreamCaps = DEFAULT_CAPS) -> Bitstream:
+    """Parse and validate a whole stream (CRC of every section, structure, caps). Every cap is checked
+    on the numbers as they are read, before anything is kept for them."""
     sections = iter_sections(data)
     first = next(sections, None)
     if first is None or first.kind != SectionType.HEADER:
         raise BitstreamError("corrupt .tgv stream: the first section is not the header")
     bs = Bitstream(StreamHeader.unpack(first.payload))
+    caps.check_header(bs.header)
     sizes = {"preamble": check_preamble(data), "header": first.size, "keyframe": 0, "group": 0, "end": 0}
-    for sec in sections:
+    for count, sec in enumerate(sections, start=2):
+        caps.check_sections(count)
         if sec.kind == SectionType.KEYFRAME:
             if len(bs.keyframes) >= bs.header.num_keyframes:
                 raise BitstreamError("corrupt .tgv stream: more keyframes than the header promises")
@@ -82,6 +92,7 @@ def read_bitstream(data: bytes) -> Bitstream:
                 raise BitstreamError("corrupt .tgv stream: more groups than the header promises")
             start, pos = read_uleb(sec.payload, 0, "group start")
             end, pos = read_uleb(sec.payload, pos, "group end")
+            caps.check_group(bs.header, start, end, sec.payload[pos:pos + 5])
             bs.groups.append(GroupPayload(start, end, sec.payload[pos:]))
         elif sec.kind == SectionType.HEADER:
             raise BitstreamError("corrupt .tgv stream: a second header section")
@@ -90,6 +101,14 @@ def read_bitstream(data: bytes) -> Bitstream:
     _validate_structure(bs)
     bs.section_sizes = sizes
     return bs
+
+
+def _check_caps(bs: Bitstream, caps: StreamCaps) -> None:
+    """The caps ``read_bitstream`` checks, on a whole stream (unknown sections are never written)."""
+    caps.check_header(bs.header)
+    caps.check_sections(len(bs.keyframes) + len(bs.groups) + 2)
+    for g in bs.groups:
+        caps.check_group(bs.header, g.start, g.end, g.tracks[:5])
 
 
 def _validate_structure(bs: Bitstream) -> None:

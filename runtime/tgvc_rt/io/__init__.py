@@ -1,4 +1,5 @@
-"""Video input and output: y4m natively, common containers through PyAV; outputs are written atomically."""
+"""Video input and output: y4m natively, common containers through PyAV; outputs are written atomically.
+``-`` reads y4m from standard input and writes y4m to standard output (see .pipes)."""
 from __future__ import annotations
 
 import contextlib
@@ -13,10 +14,11 @@ from ..errors import InputError, OptionError
 from ..types import Video, VideoMeta
 from .atomic import atomic_open, atomic_path, check_output_folder, write_bytes_atomic
 from .container import CONTAINER_SUFFIXES, ContainerWriter, iter_container
+from .pipes import STDIN_NAME, FlushingWriter, is_stdio, stdin_binary, stdout_stream
 from .y4m import Y4mWriter, i420_to_rgb, iter_y4m, rgb_to_i420
 
 __all__ = ["read_video", "iter_frames", "open_video_writer", "parse_size", "atomic_open", "atomic_path",
-           "check_output_folder", "write_bytes_atomic", "rgb_to_i420", "i420_to_rgb", "VIDEO_SUFFIXES"]
+           "check_output_folder", "write_bytes_atomic", "rgb_to_i420", "i420_to_rgb", "VIDEO_SUFFIXES", "is_stdio"]
 
 VIDEO_SUFFIXES = (".y4m",) + CONTAINER_SUFFIXES
 MAX_FRAMES_IN_MEMORY = 100_000
@@ -47,13 +49,20 @@ def _check_input(path: Path) -> str:
     return suffix
 
 
+def _source(path: Path, max_frames: int | None) -> Iterator[tuple[VideoMeta, np.ndarray]]:
+    """(meta, RGB frame) from standard input (``-``, y4m only), a y4m file or a container."""
+    if is_stdio(path):
+        return ((h.meta, fr) for h, fr in iter_y4m(stdin_binary(), max_frames))
+    if _check_input(path) == ".y4m":
+        return ((h.meta, fr) for h, fr in iter_y4m(path, max_frames))
+    return iter_container(path, max_frames)
+
+
 def iter_frames(path: str | os.PathLike, max_frames: int | None = None,
                 resize: tuple[int, int] | None = None) -> Iterator[tuple[VideoMeta, np.ndarray]]:
-    """Yield (meta, RGB uint8 frame) from a y4m or container file, optionally resized."""
-    path = Path(path)
-    suffix = _check_input(path)
-    source = (((h.meta, fr) for h, fr in iter_y4m(path, max_frames)) if suffix == ".y4m"
-              else iter_container(path, max_frames))
+    """Yield (meta, RGB uint8 frame) from a y4m or container file, or y4m on standard input (``-``),
+    optionally resized."""
+    source = _source(Path(path), max_frames)
     for meta, frame in source:
         if resize is not None and (meta.width, meta.height) != resize:
             frame = cv2.resize(frame, resize, interpolation=cv2.INTER_AREA)
@@ -63,16 +72,17 @@ def iter_frames(path: str | os.PathLike, max_frames: int | None = None,
 
 def read_video(path: str | os.PathLike, max_frames: int | None = None,
                resize: tuple[int, int] | None = None) -> Video:
-    """Read a whole clip into memory as RGB uint8 [N, H, W, 3]."""
+    """Read a whole clip into memory as RGB uint8 [N, H, W, 3] (from standard input too: ``-``)."""
     if max_frames is not None and max_frames <= 0:
         raise OptionError("--frames must be a positive number")
     frames, meta = [], None
+    name = STDIN_NAME if is_stdio(path) else path
     for meta, frame in iter_frames(path, max_frames, resize):
         frames.append(frame)
         if len(frames) > MAX_FRAMES_IN_MEMORY:
-            raise InputError(f"{path}: more than {MAX_FRAMES_IN_MEMORY} frames; use --frames")
+            raise InputError(f"{name}: more than {MAX_FRAMES_IN_MEMORY} frames; use --frames")
     if not frames or meta is None:
-        raise InputError(f"{path}: the video has no frames")
+        raise InputError(f"{name}: the video has no frames")
     return Video(np.stack(frames), meta)
 
 
@@ -82,7 +92,12 @@ class FrameWriter(Protocol):
 
 @contextlib.contextmanager
 def open_video_writer(path: str | os.PathLike, meta: VideoMeta) -> Iterator[FrameWriter]:
-    """Frame sink for .y4m or a container; the file appears only once every frame is written."""
+    """Frame sink for .y4m or a container; the file appears only once every frame is written. ``-``: y4m on
+    standard output, each frame sent as it is written."""
+    if is_stdio(path):
+        with stdout_stream() as f:
+            yield FlushingWriter(Y4mWriter(f, meta), f)
+        return
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:

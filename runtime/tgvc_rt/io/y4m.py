@@ -6,6 +6,7 @@ to/from RGB with OpenCV's BT.601 limited-range I420 conversion (see tgvc_rt.type
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -38,7 +39,7 @@ class Y4mHeader:
         return w * h + 2 * cw * ch
 
 
-def _parse_header(line: bytes, path: Path) -> Y4mHeader:
+def _parse_header(line: bytes, path: Path | str) -> Y4mHeader:
     if not line.startswith(b"YUV4MPEG2"):
         raise InputError(f"{path}: not a YUV4MPEG2 (.y4m) file")
     width = height = None
@@ -67,7 +68,7 @@ def _parse_header(line: bytes, path: Path) -> Y4mHeader:
     return Y4mHeader(VideoMeta(width, height, fps_num, fps_den), chroma, len(line) + 1)
 
 
-def read_header(f: BinaryIO, path: Path) -> Y4mHeader:
+def read_header(f: BinaryIO, path: Path | str) -> Y4mHeader:
     line = f.readline(HEADER_MAX)
     if not line.endswith(b"\n"):
         raise InputError(f"{path}: not a YUV4MPEG2 (.y4m) file (no header line)")
@@ -123,22 +124,45 @@ def i420_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return rgb[:h, :w]
 
 
-def iter_y4m(path: Path, max_frames: int | None = None) -> Iterator[tuple[Y4mHeader, np.ndarray]]:
-    """Yield (header, RGB frame) one at a time (bounded memory)."""
-    with open(path, "rb") as f:
-        hdr = read_header(f, path)
-        n = 0
-        while max_frames is None or n < max_frames:
-            line = f.readline(HEADER_MAX)
-            if not line:
-                return
-            if not line.startswith(b"FRAME"):
-                raise InputError(f"{path}: corrupt y4m (frame {n} has no FRAME marker)")
-            raw = f.read(hdr.frame_size)
-            if len(raw) < hdr.frame_size:
-                raise InputError(f"{path}: truncated y4m (frame {n} is incomplete)")
-            yield hdr, _to_rgb(np.frombuffer(raw, np.uint8), hdr)
-            n += 1
+def _read_exact(f: BinaryIO, size: int) -> bytes:
+    """``size`` bytes, fewer only where the input ends (a pipe or an unbuffered file can return less a call)."""
+    chunks, left = [], size
+    while left:
+        chunk = f.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _iter_frames(f: BinaryIO, name: Path | str, max_frames: int | None) -> Iterator[tuple[Y4mHeader, np.ndarray]]:
+    """The header, then frames read strictly in order (never seeks, so ``f`` may be a pipe)."""
+    hdr = read_header(f, name)
+    n = 0
+    while max_frames is None or n < max_frames:
+        line = f.readline(HEADER_MAX)
+        if not line:
+            return
+        if not line.startswith(b"FRAME"):
+            raise InputError(f"{name}: corrupt y4m (frame {n} has no FRAME marker)")
+        raw = _read_exact(f, hdr.frame_size)
+        if len(raw) < hdr.frame_size:
+            raise InputError(f"{name}: truncated y4m (frame {n} is incomplete)")
+        yield hdr, _to_rgb(np.frombuffer(raw, np.uint8), hdr)
+        n += 1
+
+
+def iter_y4m(source: str | os.PathLike | BinaryIO, max_frames: int | None = None
+             ) -> Iterator[tuple[Y4mHeader, np.ndarray]]:
+    """Yield (header, RGB frame) one at a time (bounded memory) from a file path or an open binary file
+    object such as ``sys.stdin.buffer`` (read from where it stands, left open; errors name it by its
+    ``name``)."""
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as f:
+            yield from _iter_frames(f, Path(source), max_frames)
+    else:
+        yield from _iter_frames(source, getattr(source, "name", "<stream>"), max_frames)
 
 
 class Y4mWriter:
