@@ -77,7 +77,7 @@ def test_tracks_fix_a_long_gap_motion_that_rife_alone_gets_wrong(interpolator, m
 def test_endpoints_determinism_and_batch_independence(interpolator):
     frames, tracks = _scene()
     a = interpolate_group(frames[0], frames[-1], tracks, interpolator.run)
-    b = interpolate_group(frames[0], frames[-1], tracks, interpolator.run, InterpOptions(batch=3))
+    b = interpolate_group(frames[0], frames[-1], tracks, interpolator.run, InterpOptions(batch=3))  # default batch 1
     assert np.array_equal(a[0], frames[0]) and np.array_equal(a[-1], frames[-1])
     assert np.array_equal(a, interpolate_group(frames[0], frames[-1], tracks, interpolator.run))
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # batching only reorders float sums
