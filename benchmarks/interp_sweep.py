@@ -12,7 +12,6 @@ InterpOptions fields, dense-motion fields under "motion"), measured like ``diffu
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import sys
@@ -24,8 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from diffusion_sweep import measure, write_result  # noqa: E402
-from paths import VIDEOS_DIR  # noqa: E402
-from warp_sweep import CLIPS, options_with_motion  # noqa: E402
+from warp_sweep import options_with_motion, sweep_parser  # noqa: E402
 
 from tgvc_rt.decoder.interpolate import InterpOptions  # noqa: E402
 from tgvc_rt.decoder.pipeline import DecodeOptions, iter_decoded_frames  # noqa: E402
@@ -40,11 +38,7 @@ SUMMARY_KEYS = ("psnr_y", "msssim_y", "vmaf", "jod", "epe_px", "decode_s")
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clips", nargs="+", default=CLIPS)
-    ap.add_argument("--clips-dir", default=str(VIDEOS_DIR))
-    ap.add_argument("--bpp", type=float, nargs="+", default=[0.005])
-    ap.add_argument("--configs", default='{"default": {}}')
+    ap = sweep_parser(__doc__.splitlines()[0])
     ap.add_argument("--no-warp", action="store_true", help="skip the warp decoder row")
     ap.add_argument("--encodes", default='{"default": {}}',
                     help="JSON: name -> encoder settings {\"rate\": RateOptions fields, \"keyframes\": KeyframeOptions "

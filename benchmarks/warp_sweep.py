@@ -42,12 +42,18 @@ def options_with_motion(cls, config: dict):
     return cls(motion=motion, **config)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def sweep_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every decoder sweep takes: clips, their folder, rates, decoder configs (JSON)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--clips", nargs="+", default=CLIPS)
     ap.add_argument("--clips-dir", default=str(VIDEOS_DIR))
     ap.add_argument("--bpp", type=float, nargs="+", default=[0.005])
     ap.add_argument("--configs", default='{"default": {}}')
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = sweep_parser(__doc__.splitlines()[0])
     ap.add_argument("--track-shares", type=float, nargs="+", default=[RateOptions().track_share])
     ap.add_argument("--metrics", nargs="+", default=["psnr"])
     ap.add_argument("--out", default="benchmarks/results/warp_sweep.json")
