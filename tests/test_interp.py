@@ -124,3 +124,40 @@ def test_model_set_without_interpolator_is_a_clear_error(tmp_path):
     golden = (Path(__file__).parent / "data" / "golden_v1.tgv").read_bytes()
     with pytest.raises(ModelSetError, match="no interpolator"):
         list(iter_decoded_frames(golden, DecodeOptions(mode="interp", model_set=str(dst), check_model_set=False)))
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage"])
+def test_bad_interpolator_file_is_one_line_error(tmp_path, damage):
+    """A set whose interpolator file is missing, or is not ONNX (sha256 updated so that only loading
+    can tell), fails the default decode with one clean line and no output."""
+    import hashlib
+    import json
+    import subprocess
+    import sys
+
+    from tgvc_rt.models import resolve_model_set
+
+    src = resolve_model_set("default")
+    dst = tmp_path / "set"
+    dst.mkdir()
+    for f in src.iterdir():
+        if f.name not in ("manifest.json", "interpolator.onnx"):
+            (dst / f.name).symlink_to(f)
+    manifest = json.loads((src / "manifest.json").read_text())
+    if damage == "garbage":
+        (dst / "interpolator.onnx").write_bytes(b"not an onnx file")
+        manifest["models"]["interpolator"]["sha256"] = hashlib.sha256(b"not an onnx file").hexdigest()
+    (dst / "manifest.json").write_text(json.dumps(manifest))
+    from tgvc_rt.data import SAMPLE_CLIP
+
+    tgv, out = tmp_path / "clip.tgv", tmp_path / "out.y4m"
+    cli = [sys.executable, "-m", "tgvc_rt"]
+    subprocess.run([*cli, "encode", str(SAMPLE_CLIP), "-o", str(tgv), "--frames", "8", "--bpp", "0.01", "-q",
+                    "--models", str(dst)], check=True, timeout=120)  # a stream made for this set
+    proc = subprocess.run([*cli, "decode", str(tgv), "-o", str(out), "--models", str(dst)],
+                          capture_output=True, text=True, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    want = {"missing": "interpolator file 'interpolator.onnx' is missing",
+            "garbage": "cannot load model interpolator.onnx"}[damage]
+    assert proc.returncode == 2 and len(lines) == 1 and want in lines[0], proc.stderr
+    assert not out.exists()
