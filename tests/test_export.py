@@ -161,11 +161,11 @@ def test_guided_ifnet_steering_off_is_plain_ifnet_and_guidance_pins_the_flow():
     x = example_inputs(2, 64, 128, 3)
     off = dict(x, init_weight=torch.zeros_like(x["init_weight"]), guide=torch.tensor([6.0, 0.02, 0.0]))
     with torch.no_grad():
-        frame, flow = guided(*off.values())
+        frame, flow, _ = guided(*off.values())
         plain_frame, plain_flow = net(x["img0"], x["img1"], x["timestep"])
         assert torch.allclose(frame, plain_frame.clamp(0, 1), atol=1e-6)
         assert torch.allclose(flow, plain_flow, atol=1e-5)
         on = dict(off, track_weight=torch.ones_like(x["track_weight"]), guide=torch.tensor([6.0, 0.001, 1.0]))
-        _, flow = guided(*on.values())
+        _, flow, _ = guided(*on.values())
         miss = (sample_at(flow, x["track_xy"]) - x["track_flow"]).abs().max()
     assert miss < 0.5  # pixels; the tracks are a few pixels apart at most by chance, so not exactly 0

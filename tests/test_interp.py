@@ -29,6 +29,7 @@ def test_onnx_reproduces_the_torch_reference(interpolator):
     out = interpolator.run(feeds)
     assert np.abs(out["frame"] - ref["frame"]).max() < 2e-3
     assert np.abs(out["flow"] - ref["flow"]).max() < 2e-2
+    assert np.abs(out["mask"] - ref["mask"]).max() < 2e-3
 
 
 def _swing(f: int) -> float:
@@ -61,12 +62,13 @@ def _red_share(frame: np.ndarray, f: int) -> float:
     return float(np.mean((box[..., 0] > 150) & (box[..., 1] < 100)))
 
 
-@pytest.mark.parametrize("min_side", [0, 200])  # at the frame's size, and at 2x (small frames)
-def test_tracks_fix_a_long_gap_motion_that_rife_alone_gets_wrong(interpolator, min_side):
+@pytest.mark.parametrize("min_side,max_side", [(0, 0), (200, 0), (0, 100)])  # at 1x, 2x and half size
+def test_tracks_fix_a_long_gap_motion_that_rife_alone_gets_wrong(interpolator, min_side, max_side):
     frames, tracks = _scene()
-    guided = interpolate_group(frames[0], frames[-1], tracks, interpolator.run, InterpOptions(min_side=min_side))
+    sizes = dict(min_side=min_side, max_side=max_side)
+    guided = interpolate_group(frames[0], frames[-1], tracks, interpolator.run, InterpOptions(**sizes))
     alone = interpolate_group(frames[0], frames[-1], tracks, interpolator.run,
-                              InterpOptions(init_flow=False, guidance=0.0, min_side=min_side))
+                              InterpOptions(init_flow=False, guidance=0.0, **sizes))
     mid = F // 2
     assert _red_share(alone[mid], mid) < 0.2  # both keys show the square at X0: RIFE keeps it there
     assert _red_share(guided[mid], mid) > 0.8

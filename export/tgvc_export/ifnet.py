@@ -134,10 +134,11 @@ class IFNet(nn.Module):
                 flow = after_block(i, flow)
         m = torch.sigmoid(mask)
         frame = backwarp(img0, flow[:, :2]) * m + backwarp(img1, flow[:, 2:]) * (1 - m)
-        return frame, flow
+        return frame, flow, m
 
     def forward(self, img0, img1, timestep):
-        return self.run(img0, img1, timestep.reshape(-1, 1, 1, 1))
+        frame, flow, _ = self.run(img0, img1, timestep.reshape(-1, 1, 1, 1))
+        return frame, flow
 
 
 def sample_at(field: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
@@ -176,7 +177,8 @@ class GuidedIFNet(nn.Module):
     positions at t (px), track_flow [B, K, 4] their backward displacements to key 0 and key 1 (px),
     track_weight [B, K, 2] per direction (visibility; 0 = no constraint; K >= 1, pad with zeros);
     guide [3] = (sigma px, lambda, strength; strength 0 = off). Outputs: frame [B, 3, H, W] in
-    [0, 1], flow [B, 4, H, W].
+    [0, 1], flow [B, 4, H, W] and mask [B, 1, H, W] (key 0's blend weight), so that a caller can
+    apply flow and mask found at a lower resolution to full-resolution keys.
     """
 
     def __init__(self, ifnet: IFNet, scale: float = 1.0):
@@ -195,8 +197,8 @@ class GuidedIFNet(nn.Module):
             residual = track_flow - sample_at(flow, track_xy)
             return flow + strength * correction_field(residual, weight4, track_xy, sigma, lam, h, w)
 
-        frame, flow = self.ifnet.run(img0, img1, timestep.reshape(-1, 1, 1, 1), self.scale, steer)
-        return frame.clamp(0.0, 1.0), flow
+        frame, flow, mask = self.ifnet.run(img0, img1, timestep.reshape(-1, 1, 1, 1), self.scale, steer)
+        return frame.clamp(0.0, 1.0), flow, mask
 
 
 def load_ifnet(weights: str | Path) -> IFNet:

@@ -74,7 +74,7 @@ def interpolator_spec(model: GuidedIFNet) -> ExportSpec:
     img = {0: bb, 2: PAD * hh, 3: PAD * ww}
     dyn = {"img0": img, "img1": img, "timestep": {0: bb}, "flow_init": img, "init_weight": img,
            "track_xy": {0: bb, 1: kk}, "track_flow": {0: bb, 1: kk}, "track_weight": {0: bb, 1: kk}, "guide": {}}
-    return ExportSpec("interpolator", model.eval(), example_inputs(2, 128, 192, 5), ["frame", "flow"], dyn,
+    return ExportSpec("interpolator", model.eval(), example_inputs(2, 128, 192, 5), ["frame", "flow", "mask"], dyn,
                       licence=LICENCE)
 
 
@@ -107,9 +107,10 @@ def write_reference(spec: ExportSpec, path: Path) -> None:
     """A small input and the torch output, for the runtime's torch-free ONNX test."""
     inputs = example_inputs(1, 64, 64, 2, seed=2)
     with torch.no_grad():
-        frame, flow = spec.module(*inputs.values())
+        frame, flow, mask = spec.module(*inputs.values())
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **{k: v.numpy() for k, v in inputs.items()}, frame=frame.numpy(), flow=flow.numpy())
+    np.savez_compressed(path, **{k: v.numpy() for k, v in inputs.items()}, frame=frame.numpy(), flow=flow.numpy(),
+                        mask=mask.numpy())
 
 
 def add_to_model_set(folder: Path, weights: Path | None = None, fp16: bool = True) -> dict:

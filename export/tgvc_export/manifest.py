@@ -18,7 +18,7 @@ INTERFACES = {
     "interpolator": ({"img0": ["B", 3, "H", "W"], "img1": ["B", 3, "H", "W"], "timestep": ["B"],
                       "flow_init": ["B", 4, "H", "W"], "init_weight": ["B", 1, "H", "W"], "track_xy": ["B", "K", 2],
                       "track_flow": ["B", "K", 4], "track_weight": ["B", "K", 2], "guide": [3]},
-                     {"frame": ["B", 3, "H", "W"], "flow": ["B", 4, "H", "W"]}),
+                     {"frame": ["B", 3, "H", "W"], "flow": ["B", 4, "H", "W"], "mask": ["B", 1, "H", "W"]}),
 }
 TAESD_LICENCE = "MIT (TAEF2, madebyollin/taesd), see LICENSE-taesd.txt"
 OWN_LICENCE = "MIT (tgvc-rt)"
