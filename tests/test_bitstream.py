@@ -167,3 +167,47 @@ def test_caps_are_configurable():
     with pytest.raises(BitstreamError, match="frames_per_group = 16"):
         read_bitstream(write_bitstream(make_stream()), StreamCaps(frames_per_group=16))
     assert read_bitstream(write_bitstream(make_stream()), StreamCaps(frames_per_group=17)).groups
+
+
+def flip_group_payload(data: bytes, number: int) -> bytes:
+    """``data`` with one byte flipped inside the payload of its ``number``-th GROUP section."""
+    groups = [s for s in iter_sections(data) if s.kind == SectionType.GROUP]
+    sec = groups[number]
+    out = bytearray(data)
+    out[sec.offset + sec.size - 4 - len(sec.payload) // 2 - 1] ^= 0x5A  # inside the payload, before the CRC
+    return bytes(out)
+
+
+@pytest.mark.parametrize("number", [0, 1])
+def test_damaged_group_is_named_or_tolerated(number):
+    """A GROUP section whose CRC fails: a strict read names the group and its frames; a tolerant read keeps
+    every other group as written and marks exactly that one, with its frames from the structure and no tracks."""
+    bs = make_stream(num_frames=49, keyframes=(0, 16, 32, 48))
+    clean = write_bitstream(bs)
+    data = flip_group_payload(clean, number)
+    start, end = bs.groups[number].start, bs.groups[number].end
+    with pytest.raises(BitstreamError, match=rf"^corrupt .tgv stream: group {number} \(frames {start}\.\.{end}\): "
+                                             r"section CRC mismatch$"):
+        read_bitstream(data)
+    back = read_bitstream(data, tolerate_damaged_groups=True)
+    assert back.damaged_groups == {number: "section CRC mismatch"}
+    assert back.keyframes == bs.keyframes
+    want = [(g.start, g.end, b"" if i == number else g.tracks) for i, g in enumerate(bs.groups)]
+    assert [(g.start, g.end, g.tracks) for g in back.groups] == want
+    assert back.section_sizes == read_bitstream(clean).section_sizes
+    assert read_bitstream(clean, tolerate_damaged_groups=True).damaged_groups == {}
+
+
+def test_tolerant_read_stays_strict_elsewhere():
+    """Only a GROUP section's CRC is tolerated: a damaged keyframe or header, or a truncation, stays an error."""
+    data = write_bitstream(make_stream())
+    sections = list(iter_sections(data))
+    for sec in sections:
+        if sec.kind in (SectionType.HEADER, SectionType.KEYFRAME):
+            bad = bytearray(data)
+            bad[sec.offset + sec.size - 5] ^= 0x01
+            with pytest.raises(BitstreamError, match="CRC mismatch in"):
+                read_bitstream(bytes(bad), tolerate_damaged_groups=True)
+    for cut in range(0, len(data), 7):
+        with pytest.raises(BitstreamError):
+            read_bitstream(data[:cut], tolerate_damaged_groups=True)

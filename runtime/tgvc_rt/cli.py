@@ -150,6 +150,11 @@ def decode(
                                                   "(0 = off)."),
     models: Optional[str] = typer.Option(None, help="Model set name or folder (the bundled 'default' "
                                                     "if not given)."),
+    conceal: bool = typer.Option(False, help="Decode a group whose section is damaged from its two keyframes "
+                                             "instead of failing; each concealed group gets a line on stderr "
+                                             "(also with -q) and an entry in the JSON report."),
+    conceal_report: Optional[Path] = typer.Option(None, help="With --conceal: the JSON report's path (default "
+                                                             "OUTPUT.conceal.json; with -o - none unless given)."),
     quiet: bool = Quiet,
 ) -> None:
     """Decode a .tgv stream into a video."""
@@ -167,7 +172,9 @@ def decode(
     _check_range("--threads", threads, 1, 1024)
     _check_range("--residual-blur", residual_blur, 0.0, 1000.0)
     _check_range("--flow-guidance", flow_guidance, 0.0, 100.0)
-    options = DecodeOptions(mode=mode, model_set=models or "default", device=device, threads=threads)
+    report = _conceal_report_path(output, conceal, conceal_report)
+    options = DecodeOptions(mode=mode, model_set=models or "default", device=device, threads=threads,
+                            conceal=conceal)
     options.interp = replace(options.interp, init_flow=init_flow, guidance=flow_guidance)
     if models is not None or mode in MODEL_MODES:
         resolve_model_set(options.model_set)  # a set that cannot be found is an error even where unused
@@ -179,7 +186,7 @@ def decode(
                                              output=diffusion_output, residual_blur=residual_blur)
         options.diffusion.validate()
     data = read_stream_file(input)
-    bs = read_bitstream(data)
+    bs = read_bitstream(data, tolerate_damaged_groups=conceal)
     stats = DecodeStats()
     t0 = time.perf_counter()
     with progress("decoding", bs.header.num_frames, quiet) as advance, \
@@ -188,7 +195,40 @@ def decode(
             writer.write(frame)
             advance(1)
     dt = time.perf_counter() - t0
+    for entry in stats.concealed:
+        first, last = entry["frames"]
+        typer.echo(f"tgvc-rt: warning: group {entry['group']} (frames {first}..{last}) concealed: "
+                   f"{entry['reason']}", err=True)
+    if report is not None:
+        _write_conceal_report(report, input, output, len(bs.groups), stats)
     _say(quiet, f"{output}: {stats.frames} frames, {mode}, {stats.frames / dt:.1f} frames/s")
+
+
+def _conceal_report_path(output: Path, conceal: bool, given: Optional[Path]) -> Optional[Path]:
+    """Where decode --conceal writes its JSON report (checked before the work): --conceal-report, else
+    OUTPUT.conceal.json beside the output; none for -o - without --conceal-report."""
+    from .io import check_output_folder, is_stdio
+
+    if given is not None and not conceal:
+        raise OptionError("--conceal-report needs --conceal")
+    if given is not None and is_stdio(given):
+        raise OptionError("--conceal-report: give a file, not -")
+    if not conceal or (given is None and is_stdio(output)):
+        return None
+    path = given if given is not None else output.with_name(output.name + ".conceal.json")
+    check_output_folder(path)
+    return path
+
+
+def _write_conceal_report(path: Path, input: Path, output: Path, groups: int, stats) -> None:
+    """The JSON report of decode --conceal, written atomically: which groups and frames were concealed, and why."""
+    import json
+
+    from .io import write_bytes_atomic
+
+    report = {"input": str(input), "output": str(output), "frames": stats.frames, "groups": groups,
+              "concealed": stats.concealed}
+    write_bytes_atomic(path, (json.dumps(report, indent=2) + "\n").encode())
 
 
 @app.command()

@@ -2,7 +2,8 @@
 
 Stream order: preamble, HEADER, then for each group its keyframes (the first group's start keyframe,
 then every group's end keyframe) followed by its GROUP section, and a final END section. Each group
-references only its two keyframes, so groups decode independently.
+references only its two keyframes, so groups decode independently; a reader may therefore keep a
+group whose section is damaged (``tolerate_damaged_groups``) and let the decoder conceal it.
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ class Bitstream:
     keyframes: dict[int, bytes] = field(default_factory=dict)   # frame index -> image payload
     groups: list[GroupPayload] = field(default_factory=list)
     section_sizes: dict[str, int] = field(default_factory=dict)  # bytes per section kind (read side)
+    damaged_groups: dict[int, str] = field(default_factory=dict)  # group number -> why (read side, tolerant)
 
     def keyframe_indices(self) -> list[int]:
         return sorted(self.keyframes)
@@ -68,16 +70,22 @@ def write_bitstream(bs: Bitstream, caps: StreamCaps | None = DEFAULT_CAPS) -> by
     return b"".join(out)
 
 
-def read_bitstream(data: bytes, caps: StreamCaps = DEFAULT_CAPS) -> Bitstream:
+def read_bitstream(data: bytes, caps: StreamCaps = DEFAULT_CAPS, tolerate_damaged_groups: bool = False) -> Bitstream:
     """Parse and validate a whole stream (CRC of every section, structure, caps). Every cap is checked
-    on the numbers as they are read, before anything is kept for them."""
-    sections = iter_sections(data)
+    on the numbers as they are read, before anything is kept for them.
+
+    A GROUP section whose CRC fails is an error naming the group and its frames; with
+    ``tolerate_damaged_groups`` it is kept instead, with no tracks, and listed in ``damaged_groups``.
+    Its frames are not read from the damaged payload: they run from the previous group's end to the
+    keyframe sent just before the section. The header, keyframes and the end stay strict."""
+    sections = iter_sections(data, tolerate=frozenset({SectionType.GROUP}))
     first = next(sections, None)
     if first is None or first.kind != SectionType.HEADER:
         raise BitstreamError("corrupt .tgv stream: the first section is not the header")
     bs = Bitstream(StreamHeader.unpack(first.payload))
     caps.check_header(bs.header)
     sizes = {"preamble": check_preamble(data), "header": first.size, "keyframe": 0, "group": 0, "end": 0}
+    last_keyframe = None
     for count, sec in enumerate(sections, start=2):
         caps.check_sections(count)
         if sec.kind == SectionType.KEYFRAME:
@@ -87,13 +95,17 @@ def read_bitstream(data: bytes, caps: StreamCaps = DEFAULT_CAPS) -> Bitstream:
             if index >= bs.header.num_frames or index in bs.keyframes:
                 raise BitstreamError(f"corrupt .tgv stream: bad or repeated keyframe index {index}")
             bs.keyframes[index] = sec.payload[pos:]
+            last_keyframe = index
         elif sec.kind == SectionType.GROUP:
             if len(bs.groups) >= bs.header.num_groups:
                 raise BitstreamError("corrupt .tgv stream: more groups than the header promises")
-            start, pos = read_uleb(sec.payload, 0, "group start")
-            end, pos = read_uleb(sec.payload, pos, "group end")
-            caps.check_group(bs.header, start, end, sec.payload[pos:pos + 5])
-            bs.groups.append(GroupPayload(start, end, sec.payload[pos:]))
+            if sec.intact:
+                start, pos = read_uleb(sec.payload, 0, "group start")
+                end, pos = read_uleb(sec.payload, pos, "group end")
+                caps.check_group(bs.header, start, end, sec.payload[pos:pos + 5])
+                bs.groups.append(GroupPayload(start, end, sec.payload[pos:]))
+            else:
+                bs.groups.append(_damaged_group(bs, last_keyframe, sec, caps, tolerate_damaged_groups))
         elif sec.kind == SectionType.HEADER:
             raise BitstreamError("corrupt .tgv stream: a second header section")
         name = SectionType.NAMES.get(sec.kind, "other")  # unknown kinds (newer minor version) are skipped
@@ -101,6 +113,23 @@ def read_bitstream(data: bytes, caps: StreamCaps = DEFAULT_CAPS) -> Bitstream:
     _validate_structure(bs)
     bs.section_sizes = sizes
     return bs
+
+
+def _damaged_group(bs: Bitstream, last_keyframe: int | None, sec: Section, caps: StreamCaps,
+                   tolerate: bool) -> GroupPayload:
+    """The group of a GROUP section whose CRC failed, from the stream's structure alone: it starts where the
+    previous group ends and ends at the keyframe sent just before it (which must be new unless the clip
+    has one frame); kept with no tracks if ``tolerate``, else an error naming it."""
+    number = len(bs.groups)
+    start = bs.groups[-1].end if bs.groups else 0
+    end = last_keyframe
+    if end is None or end < start or (end == start and bs.header.num_frames > 1):
+        raise BitstreamError(f"corrupt .tgv stream: CRC mismatch in group section {number} at byte {sec.offset}")
+    if not tolerate:
+        raise BitstreamError(f"corrupt .tgv stream: group {number} (frames {start}..{end}): section CRC mismatch")
+    caps.check_group(bs.header, start, end, b"")
+    bs.damaged_groups[number] = "section CRC mismatch"
+    return GroupPayload(start, end, b"")
 
 
 def _check_caps(bs: Bitstream, caps: StreamCaps) -> None:

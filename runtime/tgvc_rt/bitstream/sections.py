@@ -37,6 +37,7 @@ class Section:
     payload: bytes
     offset: int  # byte offset of the section head in the stream
     size: int    # bytes the section occupies in the stream, framing included
+    intact: bool = True  # False: its CRC failed (only for the kinds ``iter_sections`` was told to tolerate)
 
 
 def section_overhead(payload_size: int) -> int:
@@ -68,8 +69,10 @@ def check_preamble(data: bytes) -> int:
     return PREAMBLE.size
 
 
-def iter_sections(data: bytes) -> Iterator[Section]:
-    """Yield sections in stream order, verifying each CRC. Stops after the END section."""
+def iter_sections(data: bytes, tolerate: frozenset[int] = frozenset()) -> Iterator[Section]:
+    """Yield sections in stream order, verifying each CRC. Stops after the END section. A section of a
+    kind in ``tolerate`` whose CRC fails is yielded with ``intact=False`` (its length must still lead to
+    the next section); any other CRC failure is an error."""
     pos = check_preamble(data)
     while True:
         if pos >= len(data):
@@ -83,10 +86,11 @@ def iter_sections(data: bytes) -> Iterator[Section]:
             raise BitstreamError(f"truncated .tgv stream: section at byte {pos} needs {length} bytes "
                                  f"of payload, {max(0, len(data) - start - CRC.size)} remain")
         (crc,) = CRC.unpack_from(data, end)
-        if zlib.crc32(data[pos:end]) != crc:
+        intact = zlib.crc32(data[pos:end]) == crc
+        if not intact and kind not in tolerate:
             name = SectionType.NAMES.get(kind, f"type {kind}")
             raise BitstreamError(f"corrupt .tgv stream: CRC mismatch in {name} section at byte {pos}")
-        yield Section(kind, bytes(data[start:end]), pos, end + CRC.size - pos)
+        yield Section(kind, bytes(data[start:end]), pos, end + CRC.size - pos, intact)
         pos = end + CRC.size
         if kind == SectionType.END:
             if pos != len(data):

@@ -15,8 +15,8 @@ import numpy as np
 from ..bitstream import Bitstream, read_bitstream
 from ..encoder.keyframe_formats import KeyframeReader
 from ..encoder.trajectories import decode_tracks
-from ..errors import ModelSetError, OptionError
-from ..types import VideoMeta
+from ..errors import BitstreamError, ModelSetError, OptionError
+from ..types import Tracks, VideoMeta
 from .interpolate import InterpOptions
 from .interpolate import interpolate_group as interp_group
 from .warp import WarpOptions
@@ -36,12 +36,14 @@ class DecodeOptions:
     check_model_set: bool = True         # refuse streams made for another model set
     device: str = "cpu"                  # backend device of the model set: cpu | cuda | tensorrt | auto
     threads: int | None = None           # CPU threads of the backend (None: its default)
+    conceal: bool = False                # decode a damaged group from its keyframes alone (DecodeStats.concealed)
 
 
 @dataclass
 class DecodeStats:
     seconds: dict[str, float] = field(default_factory=dict)
     frames: int = 0
+    concealed: list[dict] = field(default_factory=list)  # one entry per concealed group (DecodeOptions.conceal)
 
     def add(self, stage: str, dt: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
@@ -93,7 +95,7 @@ def iter_decoded_frames(data: bytes, options: DecodeOptions = DecodeOptions(),
     if options.mode not in MODES:
         raise OptionError(f"--mode {options.mode!r}: choose one of {', '.join(MODES)}")
     stats = stats if stats is not None else DecodeStats()
-    bs = read_bitstream(data)
+    bs = read_bitstream(data, tolerate_damaged_groups=options.conceal)
     h = bs.header
     reader = KeyframeReader(h.keyframe_codec, h.width, h.height)
     t0 = time.perf_counter()
@@ -118,7 +120,7 @@ def iter_decoded_frames(data: bytes, options: DecodeOptions = DecodeOptions(),
             del cache[old]
         num = group.end - group.start + 1
         t0 = time.perf_counter()
-        tracks = decode_tracks(group.tracks, num, h.width, h.height)
+        tracks = _group_tracks(bs, g, options.conceal, stats)
         stats.add("tracks", time.perf_counter() - t0)
         if num == 1:
             frames = key_a[None]
@@ -134,6 +136,27 @@ def iter_decoded_frames(data: bytes, options: DecodeOptions = DecodeOptions(),
         for frame in frames[first:]:
             stats.frames += 1
             yield frame
+
+
+def _group_tracks(bs: Bitstream, g: int, conceal: bool, stats: DecodeStats) -> Tracks:
+    """Group ``g``'s tracks. A group whose section is damaged (a tolerant read) or, with ``conceal``, whose
+    track payload fails to decode gets none, so the interpolator fills it from its two keyframes alone,
+    and is recorded in ``stats.concealed``; without ``conceal`` a bad payload is an error naming the group."""
+    group, h = bs.groups[g], bs.header
+    num = group.end - group.start + 1
+    why = bs.damaged_groups.get(g)
+    if why is None:
+        try:
+            return decode_tracks(group.tracks, num, h.width, h.height)
+        except BitstreamError as e:
+            if not conceal:
+                raise BitstreamError(f"corrupt .tgv stream: group {g} (frames {group.start}..{group.end}): "
+                                     f"{e}") from e
+            why = str(e)
+    stats.concealed.append({"group": g, "frames": [group.start, group.end], "reason": why,
+                            "concealed_frames": list(range(group.start + 1, group.end)),
+                            "method": f"interpolated from keyframes {group.start} and {group.end} without tracks"})
+    return Tracks.empty(num)
 
 
 def read_stream_file(path) -> bytes:
