@@ -132,6 +132,24 @@ def _mutate_payload(payload: bytes, rng: random.Random) -> bytes:
     return bytes(b)
 
 
+def fix_track_body_length(group_payload: bytes) -> bytes:
+    """A GROUP payload whose trajectory body length field matches the bytes that follow it (so edits
+    inside the range-coded body reach the symbol decoder); unchanged when its header does not parse."""
+    from tgvc_rt.bitstream.varint import pack_uleb
+    pos: int | None = 0
+    for field_bytes in (None, None, None, 2, None, 7):  # start, end, track count, step+flags, runs, params
+        if field_bytes is None:
+            _, pos = _lenient_uleb(group_payload, pos)
+            if pos is None:
+                return group_payload
+        else:
+            pos += field_bytes
+    _, body = _lenient_uleb(group_payload, pos)
+    if body is None:
+        return group_payload
+    return group_payload[:pos] + pack_uleb(len(group_payload) - body) + group_payload[body:]
+
+
 def _mutate_sections(secs: list[tuple[int, bytes]], rng: random.Random,
                      donors: list[list[tuple[int, bytes]]]) -> list[tuple[int, bytes]]:
     """One edit of the section list: a payload edit (most often), or drop/duplicate/swap/retype/splice."""
@@ -142,6 +160,8 @@ def _mutate_sections(secs: list[tuple[int, bytes]], rng: random.Random,
     op = rng.random()
     if op < 0.7:
         secs[i] = (secs[i][0], _mutate_payload(secs[i][1], rng))
+        if secs[i][0] == 3 and rng.random() < 0.3:
+            secs[i] = (3, fix_track_body_length(secs[i][1]))
     elif op < 0.76:
         del secs[i]
     elif op < 0.82:

@@ -41,6 +41,10 @@ def test_split_and_join_round_trip_and_mutants_keep_valid_crcs():
         secs[1] = (secs[1][0], secs[1][1][:-1] + b"\x00")
         list(iter_sections(F.join_stream(secs)))  # edited payload, fresh CRC: framing still valid
         assert F.mutate(data, rng) != b""
+    for group in F.split_stream(F.SEEDS_DIR.joinpath("carphone_64x48_tracks.tgv").read_bytes()):
+        if group[0] == 3:
+            assert F.fix_track_body_length(group[1]) == group[1]
+            assert F.fix_track_body_length(group[1] + b"\x01") != group[1] + b"\x01"
 
 
 def test_fuzz_for_a_bounded_time(tmp_path):
