@@ -23,7 +23,8 @@ import numpy as np
 from tgvc_rt.decoder.dense_motion import DenseMotionOptions, dense_motion, track_sigma
 from tgvc_rt.decoder.group import group_frames
 from tgvc_rt.errors import OptionError
-from tgvc_rt.models.interpolator import DEFAULT_PAD, frames_output, image_input, pad_edges, padded_size
+from tgvc_rt.models.interpolator import (DEFAULT_PAD, frames_output, image_input, no_track_rows, pad_edges,
+                                         padded_size)
 from tgvc_rt.types import Tracks
 
 Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -66,7 +67,7 @@ def track_constraints(tracks: Tracks, f: int) -> tuple[np.ndarray, np.ndarray, n
     """
     n = tracks.num_frames - 1
     if tracks.num_tracks == 0:
-        return np.zeros((1, 2), np.float32), np.zeros((1, 4), np.float32), np.zeros((1, 2), np.float32)
+        return no_track_rows()
     xy, vis = tracks.xy, tracks.vis
     pos = xy[:, f]
     disp = np.concatenate([xy[:, 0] - pos, xy[:, n] - pos], axis=1)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import OptionError
-from ..models.interpolator import image_input, no_tracks, padded_size
+from ..models.interpolator import image_input, padded_size, unsteered
 from ..types import Tracks
 
 EFFORTS = (0, 1)  # 0: no interpolator in the loop; 1: prune the tracks it predicts by itself
@@ -57,9 +57,7 @@ class InterpolatorProbe:
         b = len(times)
         img0, img1 = image_input(small[0], hp, wp), image_input(small[1], hp, wp)
         feeds = {"img0": np.broadcast_to(img0, (b, 3, hp, wp)), "img1": np.broadcast_to(img1, (b, 3, hp, wp)),
-                 "timestep": np.asarray(times, np.float32),
-                 "flow_init": np.zeros((b, 4, hp, wp), np.float32),
-                 "init_weight": np.zeros((b, 1, hp, wp), np.float32), **no_tracks(b)}
+                 "timestep": np.asarray(times, np.float32), **unsteered(b, hp, wp)}
         flow = self.session.run(feeds)["flow"][:, :, :hs, :ws]
         return np.array(flow, np.float32), ws / width
 

@@ -29,10 +29,19 @@ def image_input(frame: np.ndarray, hp: int, wp: int) -> np.ndarray:
     return pad_edges(frame.transpose(2, 0, 1).astype(np.float32) * np.float32(1 / 255), hp, wp)[None]
 
 
-def no_tracks(batch: int) -> dict[str, np.ndarray]:
-    """Track inputs that constrain nothing (one zero-weight row per frame) and guidance off."""
-    return {"track_xy": np.zeros((batch, 1, 2), np.float32), "track_flow": np.zeros((batch, 1, 4), np.float32),
-            "track_weight": np.zeros((batch, 1, 2), np.float32), "guide": np.array([1.0, 1.0, 0.0], np.float32)}
+def no_track_rows() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One frame's track inputs that constrain nothing: one zero-weight row of track_xy [1, 2],
+    track_flow [1, 4] and track_weight [1, 2] (the graph takes no empty K axis)."""
+    return np.zeros((1, 2), np.float32), np.zeros((1, 4), np.float32), np.zeros((1, 2), np.float32)
+
+
+def unsteered(batch: int, hp: int, wp: int) -> dict[str, np.ndarray]:
+    """The steering inputs of ``batch`` frames of ``hp x wp`` with both steerings off (plain RIFE)."""
+    xy, flow, weight = no_track_rows()
+    return {"flow_init": np.zeros((batch, 4, hp, wp), np.float32),
+            "init_weight": np.zeros((batch, 1, hp, wp), np.float32),
+            "track_xy": np.repeat(xy[None], batch, 0), "track_flow": np.repeat(flow[None], batch, 0),
+            "track_weight": np.repeat(weight[None], batch, 0), "guide": np.array([1.0, 1.0, 0.0], np.float32)}
 
 
 def frames_output(frame: np.ndarray, height: int, width: int) -> np.ndarray:
