@@ -43,3 +43,21 @@ def test_effort_is_checked():
     check_effort(1)
     with pytest.raises(OptionError, match="--effort"):
         check_effort(3)
+
+
+def test_effort_1_without_an_interpolator_is_an_error(tmp_path):
+    """--effort 1 asks for the interpolator in the loop: a set without one is refused, not ignored."""
+    import json
+
+    from tgvc_rt.encoder.pipeline import EncodeOptions, _open_probe
+    from tgvc_rt.errors import ModelSetError
+    from tgvc_rt.models import resolve_model_set
+
+    src = resolve_model_set("default")
+    manifest = json.loads((src / "manifest.json").read_text())
+    manifest["models"] = {"tracker": manifest["models"]["tracker"]}
+    (tmp_path / "tracker.onnx").symlink_to(src / "tracker.onnx")
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert _open_probe(EncodeOptions(effort=0, model_set=str(tmp_path))) is None
+    with pytest.raises(ModelSetError, match="--effort 0"):
+        _open_probe(EncodeOptions(effort=1, model_set=str(tmp_path)))

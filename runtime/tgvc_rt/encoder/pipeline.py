@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from ..bitstream import Bitstream, GroupPayload, StreamHeader, write_bitstream
+from ..errors import ModelSetError
 from ..models import default_model_set_hash
 from ..progress import Advance, _noop
 from ..types import GroupSpan, Tracks, Video, groups_from_keyframes
@@ -63,7 +64,8 @@ def _open_probe(options: EncodeOptions) -> InterpolatorProbe | None:
 
     models = load_model_set(options.model_set)
     if not models.has("interpolator"):
-        return None
+        raise ModelSetError(f"--effort {options.effort} runs the decoder's interpolator, which model set "
+                            f"{options.model_set!r} lacks; encode with --effort 0")
     return InterpolatorProbe(models.session("interpolator"), options.probe)
 
 
