@@ -131,7 +131,7 @@ def test_model_set_without_interpolator_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("damage", ["missing", "garbage"])
 def test_bad_interpolator_file_is_one_line_error(tmp_path, damage):
     """A set whose interpolator file is missing, or is not ONNX (sha256 updated so that only loading
-    can tell), fails the default decode with one clean line and no output."""
+    can tell), fails the default encode (keyframe trial) and decode with one clean line and no output."""
     import hashlib
     import json
     import subprocess
@@ -154,12 +154,17 @@ def test_bad_interpolator_file_is_one_line_error(tmp_path, damage):
 
     tgv, out = tmp_path / "clip.tgv", tmp_path / "out.y4m"
     cli = [sys.executable, "-m", "tgvc_rt"]
-    subprocess.run([*cli, "encode", str(SAMPLE_CLIP), "-o", str(tgv), "--frames", "8", "--bpp", "0.01", "-q",
-                    "--models", str(dst)], check=True, timeout=120)  # a stream made for this set
+    encode = [*cli, "encode", str(SAMPLE_CLIP), "-o", str(tgv), "--frames", "8", "--bpp", "0.01", "-q",
+              "--models", str(dst)]
+    want = {"missing": "interpolator file 'interpolator.onnx' is missing",
+            "garbage": "cannot load model interpolator.onnx"}[damage]
+    proc = subprocess.run(encode, capture_output=True, text=True, timeout=120)  # the default effort needs it too
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and want in lines[0], proc.stderr
+    assert not tgv.exists()
+    subprocess.run([*encode, "--effort", "0"], check=True, timeout=120)  # a stream made for this set
     proc = subprocess.run([*cli, "decode", str(tgv), "-o", str(out), "--models", str(dst)],
                           capture_output=True, text=True, timeout=120)
     lines = proc.stderr.strip().splitlines()
-    want = {"missing": "interpolator file 'interpolator.onnx' is missing",
-            "garbage": "cannot load model interpolator.onnx"}[damage]
     assert proc.returncode == 2 and len(lines) == 1 and want in lines[0], proc.stderr
     assert not out.exists()

@@ -80,10 +80,10 @@ def encode(
                                                        "or av1, hevc, avif (independent intra pictures)."),
     seed: Optional[int] = typer.Option(None, help="Decoder noise seed stored in the stream (derived from the "
                                                   "coded content if unset)."),
-    effort: int = typer.Option(0, help="0: no model in the loop (fastest); 1: the decoder's interpolator drops "
-                                       "the tracks it predicts by itself."),
+    effort: int = typer.Option(1, help="0: no model in the loop (fastest); 1: keyframe plans are tried with the "
+                                       "decoder's interpolator; 2: it also drops the tracks it predicts by itself."),
     models: str = typer.Option("default", help="Model set the stream is made for (its interpolator runs in "
-                                               "the loop at --effort 1)."),
+                                               "the loop at --effort 1 and 2)."),
     quiet: bool = Quiet,
 ) -> None:
     """Encode a video into keyframes + trajectories (.tgv)."""

@@ -17,10 +17,11 @@ import cv2
 import numpy as np
 
 from ..errors import OptionError
-from ..models.interpolator import image_input, padded_size, unsteered
+from ..models.interpolator import frames_output, image_input, padded_size, unsteered
 from ..types import Tracks
 
-EFFORTS = (0, 1)  # 0: no interpolator in the loop; 1: prune the tracks it predicts by itself
+EFFORTS = (0, 1, 2)  # 0: no interpolator in the loop; 1: keyframe plans tried with it; 2: also prune the
+#                     tracks it predicts by itself
 
 
 def check_effort(effort: int) -> None:
@@ -47,19 +48,32 @@ class InterpolatorProbe:
         self.session = session
         self.options = options
 
-    def flows(self, key_a: np.ndarray, key_b: np.ndarray, times: list[float]) -> tuple[np.ndarray, float]:
-        """float32 [T, 4, hs, ws] flows (t->A, t->B) on the small grid and the scale small/full."""
-        height, width = key_a.shape[:2]
+    def small(self, image: np.ndarray) -> np.ndarray:
+        """``image`` scaled down to the analysis width (never up)."""
+        height, width = image.shape[:2]
         scale = min(1.0, self.options.width / width)
         ws, hs = max(16, int(round(width * scale))), max(16, int(round(height * scale)))
-        small = [cv2.resize(k, (ws, hs), interpolation=cv2.INTER_AREA) for k in (key_a, key_b)]
-        hp, wp = padded_size(hs, ws)
+        return image if (ws, hs) == (width, height) else cv2.resize(image, (ws, hs), interpolation=cv2.INTER_AREA)
+
+    def _run(self, small_a: np.ndarray, small_b: np.ndarray, times: list[float]) -> dict[str, np.ndarray]:
+        hp, wp = padded_size(*small_a.shape[:2])
         b = len(times)
-        img0, img1 = image_input(small[0], hp, wp), image_input(small[1], hp, wp)
+        img0, img1 = image_input(small_a, hp, wp), image_input(small_b, hp, wp)
         feeds = {"img0": np.broadcast_to(img0, (b, 3, hp, wp)), "img1": np.broadcast_to(img1, (b, 3, hp, wp)),
                  "timestep": np.asarray(times, np.float32), **unsteered(b, hp, wp)}
-        flow = self.session.run(feeds)["flow"][:, :, :hs, :ws]
-        return np.array(flow, np.float32), ws / width
+        return self.session.run(feeds)
+
+    def flows(self, key_a: np.ndarray, key_b: np.ndarray, times: list[float]) -> tuple[np.ndarray, float]:
+        """float32 [T, 4, hs, ws] flows (t->A, t->B) on the small grid and the scale small/full."""
+        small_a, small_b = self.small(key_a), self.small(key_b)
+        hs, ws = small_a.shape[:2]
+        flow = self._run(small_a, small_b, times)["flow"][:, :, :hs, :ws]
+        return np.array(flow, np.float32), ws / key_a.shape[1]
+
+    def frames(self, small_a: np.ndarray, small_b: np.ndarray, times: list[float]) -> np.ndarray:
+        """uint8 [T, hs, ws, 3]: RIFE alone between two small copies (``small``) at ``times``."""
+        hs, ws = small_a.shape[:2]
+        return frames_output(self._run(small_a, small_b, times)["frame"], hs, ws)
 
     def track_errors(self, key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks) -> np.ndarray:
         """Per track, the largest miss (full-res px) of the interpolator's flows at the probed frames;

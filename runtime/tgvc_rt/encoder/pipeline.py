@@ -16,6 +16,7 @@ from ..progress import Advance, _noop
 from ..types import GroupSpan, Tracks, Video, groups_from_keyframes
 from . import keyframe_formats, ratecontrol
 from .interp_probe import InterpolatorProbe, ProbeOptions, check_effort, prune_predicted
+from .keyframe_trial import choose_keyframes
 from .keyframes import KeyframeOptions, plan_keyframes
 from .selection import SelectionOptions, limit_tracks, select_tracks
 from .tracking import TrackingOptions, track_group
@@ -32,11 +33,15 @@ class EncodeOptions:
     keyframe_codec: str = keyframe_formats.DEFAULT_CODEC   # see encoder/keyframe_formats.py
     seed: int | None = None          # decoder noise seed in the header (content_seed when None)
     model_set_hash: bytes = field(default_factory=default_model_set_hash)  # names the decoder's model set
-    effort: int = 0                  # 0: no model in the loop; 1: the decoder's interpolator prunes the tracks
-    #                                  it predicts by itself (needs the model set's interpolator). Not the default:
-    #                                  JOD at 0.005 bpp, track share 0.1, effort 0 / 1 (keep 2 px): foreman 6.69 /
-    #                                  6.70, mobile 4.23 / 4.28, carphone 6.66 / 6.67, webcamtalk 6.15 / 6.15,
-    #                                  flower 7.51 / 7.49, bikes 5.65 / 5.62; encode about 2x slower
+    effort: int = 1                  # 0: no model in the loop; 1: keyframe plans tried with the decoder's
+    #                                  interpolator (keyframe_trial.py); 2: also prunes the tracks it predicts by
+    #                                  itself. 1 and 2 need the model set's interpolator. Effort 1 vs 0, JOD / VMAF at
+    #                                  0.005 bpp: foreman 6.78 / 35.1 vs 6.54 / 36.8, bikes 6.28 / 39.1 vs 5.81 / 31.3,
+    #                                  flower 7.50 / 58.7 vs 7.53 / 58.3, the other three unchanged: mean 6.35 / 36.2
+    #                                  vs 6.24 / 35.1 (results/interp_sweep_trial.json, interp_sweep_gap.json), at
+    #                                  2-3x the encode time. Pruning measured JOD at track share 0.1, without / with
+    #                                  (keep 2 px): foreman 6.69 / 6.70, mobile 4.23 / 4.28, carphone 6.66 / 6.67,
+    #                                  webcamtalk 6.15 / 6.15, flower 7.51 / 7.49, bikes 5.65 / 5.62 at 2x the time
     probe: ProbeOptions = field(default_factory=ProbeOptions)
     model_set: str = "default"       # model set whose interpolator runs in the loop (effort >= 1)
 
@@ -75,7 +80,7 @@ def _select_group(video: Video, span: GroupSpan, options: EncodeOptions,
     if span.num_frames < 3:
         return Tracks.empty(span.num_frames)
     selected = select_tracks(track_group(frames, options.tracking), frames, options.selection)
-    if probe is not None and selected.num_tracks:
+    if probe is not None and options.effort >= 2 and selected.num_tracks:
         errors = probe.track_errors(frames[0], frames[-1], selected)
         selected = prune_predicted(selected, errors, options.probe.keep_error_px)
     return selected
@@ -97,6 +102,14 @@ def _code_tracks(selected: list[Tracks], budget: int, video: Video,
     return coded(keep), sum(kept(t, keep) for t in selected)
 
 
+def _header(video: Video, options: EncodeOptions, keyframes: list[int]) -> StreamHeader:
+    """The stream header of a plan (the noise seed is fixed-size: the content seed goes in later)."""
+    meta = video.meta
+    return StreamHeader(meta.width, meta.height, meta.fps_num, meta.fps_den, len(video),
+                        keyframe_formats.CODEC_IDS[options.keyframe_codec], 0, options.model_set_hash,
+                        options.seed or 0, len(keyframes), len(groups_from_keyframes(keyframes)))
+
+
 def content_seed(coded_keyframes: dict[int, bytes], payloads: list[bytes]) -> int:
     """The noise seed of an encode given none: the first 4 bytes of SHA-256 over the coded keyframes (in
     frame order) and the track payloads, so one clip with one set of options always gives the same stream."""
@@ -115,23 +128,32 @@ def encode_video(video: Video, options: EncodeOptions, advance: Advance = _noop)
     bits = ratecontrol.target_bits(options.rate, meta.width, meta.height, n, meta.fps)
     budget, bpp = int(bits // 8), bits / (meta.width * meta.height * n)
 
+    keyframe_formats.check_codec(options.keyframe_codec)
+    probe = _open_probe(options)
     t0 = time.perf_counter()
-    keyframes = plan_keyframes(video.frames, options.keyframes, bpp=bpp) if n > 1 else [0]
+    if n <= 1:
+        keyframes = [0]
+    elif probe is None:
+        keyframes = plan_keyframes(video.frames, options.keyframes, bpp=bpp)
+    else:
+        def keyframe_budget(plan: list[int]) -> int:
+            framing = ratecontrol.fixed_bytes(len(_header(video, options, plan).pack()), plan,
+                                              groups_from_keyframes(plan))
+            return max(1, int((budget - framing) * (1.0 - options.rate.track_share)))
+
+        keyframes = choose_keyframes(video.frames, options.keyframes, bpp, options.keyframe_codec, probe,
+                                     keyframe_budget).keyframes
     spans = groups_from_keyframes(keyframes)
     seconds["plan"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    probe = _open_probe(options)
     selected = []
     for span in spans:
         selected.append(_select_group(video, span, options, probe))
         advance(span.num_frames - 1)
     seconds["track"] = time.perf_counter() - t0
 
-    keyframe_formats.check_codec(options.keyframe_codec)
-    header = StreamHeader(meta.width, meta.height, meta.fps_num, meta.fps_den, n,
-                          keyframe_formats.CODEC_IDS[options.keyframe_codec], 0, options.model_set_hash,
-                          options.seed or 0, len(keyframes), len(spans))  # the seed is fixed-size: known below
+    header = _header(video, options, keyframes)
     t0 = time.perf_counter()
     content = budget - ratecontrol.fixed_bytes(len(header.pack()), keyframes, spans)
     payloads, num_tracks = _code_tracks(selected, int(options.rate.track_share * content), video, options)
