@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tgvc_rt.encoder.keyframe_codec import (
+from tgvc_rt.codec.keyframe_image import (
     KeyframeCodecOptions,
     decode_keyframe,
     encode_keyframe_to_size,

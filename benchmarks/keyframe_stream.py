@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tgvc_rt.encoder.keyframe_codec import KeyframeCodecOptions, decode_keyframe, encode_keyframe_to_size, psnr_y
-from tgvc_rt.encoder.keyframe_stream import (
+from tgvc_rt.codec.keyframe_image import KeyframeCodecOptions, decode_keyframe, encode_keyframe_to_size, psnr_y
+from tgvc_rt.codec.keyframe_sequence import (
     KeyframeSequenceDecoder,
     KeyframeStreamOptions,
     encode_keyframe_sequence,

@@ -20,7 +20,7 @@ import numpy as np
 
 from tgvc_rt.encoder.selection import SelectionOptions, limit_tracks, select_tracks
 from tgvc_rt.encoder.tracking import TrackingOptions, track_group
-from tgvc_rt.encoder.trajectories import (PREDICTORS, TrajectoryCodingOptions,
+from tgvc_rt.codec.trajectories import (PREDICTORS, TrajectoryCodingOptions,
                                           bits_per_track_point, decode_tracks, encode_tracks,
                                           reconstruct_tracks)
 

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tgvc_rt.encoder.keyframe_av1_obu import build_sequence_header, split_obus
-from tgvc_rt.encoder.keyframe_codec import (
+from tgvc_rt.codec.av1_obu import build_sequence_header, split_obus
+from tgvc_rt.codec.keyframe_image import (
     CODEC_IDS,
     KeyframeCodecOptions,
     SCALES,

@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from tgvc_rt.encoder.keyframe_av1_obu import build_sequence_header, split_obus
-from tgvc_rt.encoder.keyframe_codec import CODEC_IDS, psnr_y
-from tgvc_rt.encoder.keyframe_stream import (
+from tgvc_rt.codec.av1_obu import build_sequence_header, split_obus
+from tgvc_rt.codec.keyframe_image import CODEC_IDS, psnr_y
+from tgvc_rt.codec.keyframe_sequence import (
     SEQUENCE_CODEC_IDS,
     SEQUENCE_CODECS,
     KeyframeSequenceDecoder,
@@ -17,7 +17,7 @@ from tgvc_rt.encoder.keyframe_stream import (
     is_intra_payload,
     segment_starts,
 )
-from tgvc_rt.encoder.keyframe_stream_units import _drop_last_size, _restore_last_size, split_annexb
+from tgvc_rt.codec.keyframe_units import _drop_last_size, _restore_last_size, split_annexb
 from tgvc_rt.errors import BitstreamError, OptionError
 
 
@@ -213,7 +213,7 @@ def test_hevc_truncation_never_crashes():
 @pytest.mark.parametrize("curve", ["smooth", "ragged", "flat"])
 def test_rate_search_finds_the_finest_fitting_qp(monkeypatch, curve):
     """The search over a fake (monotone) rate curve returns the exact answer of an exhaustive scan."""
-    import tgvc_rt.encoder.keyframe_stream as ks
+    import tgvc_rt.codec.keyframe_sequence as ks
 
     rng = np.random.default_rng(3)
     steps = {"smooth": np.full(256, 0.03), "ragged": rng.uniform(0.0, 0.12, 256), "flat": np.full(256, 0.001)}[curve]

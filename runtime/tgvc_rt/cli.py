@@ -87,7 +87,7 @@ def encode(
     quiet: bool = Quiet,
 ) -> None:
     """Encode a video into keyframes + trajectories (.tgv)."""
-    from .encoder.keyframe_formats import check_codec
+    from .codec.keyframe_formats import check_codec
     from .encoder.interp_probe import check_effort
     from .encoder.pipeline import EncodeOptions, encode_video
     from .models import model_set_hash

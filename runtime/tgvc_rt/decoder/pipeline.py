@@ -13,8 +13,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..bitstream import Bitstream, read_bitstream
-from ..encoder.keyframe_formats import KeyframeReader
-from ..encoder.trajectories import decode_tracks
+from ..codec.keyframe_formats import KeyframeReader
+from ..codec.trajectories import decode_tracks
 from ..errors import BitstreamError, ModelSetError, OptionError
 from ..types import Tracks, VideoMeta
 from .interpolate import InterpOptions

@@ -10,16 +10,17 @@ import time
 from dataclasses import dataclass, field, replace
 
 from ..bitstream import Bitstream, GroupPayload, StreamHeader, write_bitstream
+from ..codec import keyframe_formats
+from ..codec.trajectories import TrajectoryCodingOptions, encode_tracks
 from ..errors import ModelSetError
 from ..models import default_model_set_hash
 from ..progress import Advance, _noop
 from ..types import GroupSpan, Tracks, Video, groups_from_keyframes
-from . import keyframe_formats, ratecontrol
+from . import ratecontrol
 from .interp_probe import InterpolatorProbe, ProbeOptions, check_effort, prune_predicted
 from .keyframes import KeyframeOptions, plan_keyframes
 from .selection import SelectionOptions, limit_tracks, select_tracks
 from .tracking import TrackingOptions, track_group
-from .trajectories import TrajectoryCodingOptions, encode_tracks
 
 
 @dataclass
@@ -29,7 +30,7 @@ class EncodeOptions:
     tracking: TrackingOptions = field(default_factory=TrackingOptions)
     selection: SelectionOptions = field(default_factory=SelectionOptions)
     trajectories: TrajectoryCodingOptions = field(default_factory=TrajectoryCodingOptions)
-    keyframe_codec: str = keyframe_formats.DEFAULT_CODEC   # see encoder/keyframe_formats.py
+    keyframe_codec: str = keyframe_formats.DEFAULT_CODEC   # see codec/keyframe_formats.py
     seed: int | None = None          # decoder noise seed in the header (content_seed when None)
     model_set_hash: bytes = field(default_factory=default_model_set_hash)  # names the decoder's model set
     effort: int = 0                  # 0: no model in the loop; 1: the decoder's interpolator prunes the tracks

@@ -1,7 +1,7 @@
 """Keyframes coded as one tiny low-delay inter-predicted stream (AV1 or HEVC P frames).
 
 Consecutive keyframes of a clip look alike, so instead of coding each one as a still image
-(keyframe_codec.py) the keyframe *sequence* is coded as a short video: an intra keyframe starts a
+(keyframe_image.py) the keyframe *sequence* is coded as a short video: an intra keyframe starts a
 *segment*, the following keyframes of the segment are P frames predicted from the ones before (low
 delay, no B frames, no reordering: keyframe i is access unit i). A fresh intra keyframe every
 ``intra_period`` keyframes bounds the damage of a lost payload and gives random access points.
@@ -9,13 +9,13 @@ delay, no B frames, no reordering: keyframe i is access unit i). A fresh intra k
 Payload of one keyframe (the container's KEYFRAME section carries its length; codec id in the header):
 
     intra keyframe: byte 0 = 0x80 | flags, then the codec's access unit
-        flags bits 0-3: scale level (index into keyframe_codec.SCALES), the same for the segment
+        flags bits 0-3: scale level (index into keyframe_image.SCALES), the same for the segment
         bit 4: AV1 sequence header stored (else rebuilt from the coded size), bits 5-6: AV1 header
-        variant when rebuilt (see keyframe_av1_obu.py); HEVC: bits 4-6 are 0
+        variant when rebuilt (see av1_obu.py); HEVC: bits 4-6 are 0
     inter keyframe: the codec's access unit alone. Its first byte has bit 7 clear (the forbidden bit
         of an AV1 OBU header / of an HEVC NAL unit header), which tells it from an intra payload.
 
-    The access units are stripped as keyframe_stream_units.py describes (AV1: no temporal
+    The access units are stripped as keyframe_units.py describes (AV1: no temporal
     delimiter, sequence header rebuilt, last OBU without size field; HEVC: no leading start code).
 
 Rate control (:func:`encode_keyframe_sequence`): one constant QP (AV1: qindex 0..255 with flat
@@ -35,15 +35,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tgvc_rt.encoder.keyframe_codec import SCALES, coded_size, from_coded, psnr_y, to_coded
-from tgvc_rt.encoder.keyframe_stream_codecs import MAX_QP, SegmentDecoder, SegmentEncoderOptions, encode_segment
-from tgvc_rt.encoder.keyframe_stream_units import pack_av1, pack_hevc, unpack_av1, unpack_hevc
+from tgvc_rt.codec.keyframe_image import SCALES, coded_size, from_coded, psnr_y, to_coded
+from tgvc_rt.codec.keyframe_segments import MAX_QP, SegmentDecoder, SegmentEncoderOptions, encode_segment
+from tgvc_rt.codec.keyframe_units import pack_av1, pack_hevc, unpack_av1, unpack_hevc
 from tgvc_rt.errors import BitstreamError, OptionError
 
 SEQUENCE_CODECS: tuple[str, ...] = ("av1-seq", "hevc-seq")
 SEQUENCE_CODEC_IDS: dict[str, int] = {"av1-seq": 4, "hevc-seq": 5}
-"""Header codec ids of the sequence codecs, next to keyframe_codec.CODEC_IDS (1-3, intra codecs).
-Kept here so that keyframe_codec.py (whose functions accept any name in its CODEC_IDS) is unchanged."""
+"""Header codec ids of the sequence codecs, next to keyframe_image.CODEC_IDS (1-3, intra codecs).
+Kept here so that keyframe_image.py (whose functions accept any name in its CODEC_IDS) is unchanged."""
 DEFAULT_SEQUENCE_CODEC = "av1-seq"  # chosen by benchmarks/keyframe_stream.py (results/keyframe_stream.json)
 
 QP_PER_DOUBLING = {"av1-seq": 24.0, "hevc-seq": 6.0}
@@ -177,7 +177,7 @@ def encode_keyframe_sequence(images: list[np.ndarray], budget_bytes: int, codec:
 
     Returns one payload per keyframe (keyframe i's access unit; their total is the largest that
     fits ``budget_bytes``, or the smallest possible when nothing fits) and ``info``: ``qp`` (the
-    quantiser knob: AV1 qindex, HEVC QP), ``scale_level`` (keyframe_codec.SCALES), ``bytes``, ``fits``,
+    quantiser knob: AV1 qindex, HEVC QP), ``scale_level`` (keyframe_image.SCALES), ``bytes``, ``fits``,
     ``psnr_y`` (per keyframe, of the decoded reconstruction against the input), ``mean_psnr_y``,
     ``intra`` (per keyframe), ``encodes`` (whole-sequence encodes of the search) and ``seconds``.
     """

@@ -9,7 +9,7 @@ Payload layout (the container's keyframe section carries ``len(payload)`` and th
     byte 0: bits 0-3 scale level (index into SCALES), bit 4 "AV1 sequence header included",
             bits 5-6 AV1 header variant (when not included), bit 7 reserved (0)
     rest:   the codec's own stream. AV1: low-overhead OBUs without temporal delimiter and
-            normally without sequence header (rebuilt from the size, see keyframe_av1_obu.py).
+            normally without sequence header (rebuilt from the size, see av1_obu.py).
             HEVC: Annex-B NAL units (VPS/SPS/PPS + one IDR). AVIF: the .avif file.
 
 Pictures are converted with OpenCV's BT.601 ``COLOR_RGB2YUV_I420`` / ``COLOR_YUV2RGB_I420`` (the
@@ -30,7 +30,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-from tgvc_rt.encoder.keyframe_av1_obu import (
+from tgvc_rt.codec.av1_obu import (
     OBU_SEQUENCE_HEADER,
     build_sequence_header,
     split_obus,
@@ -41,7 +41,7 @@ from tgvc_rt.errors import BitstreamError, OptionError
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner to stderr unless told not to
 import av  # noqa: E402  (after SVT_LOG)
 
-from tgvc_rt.encoder.keyframe_stream_codecs import yuv_frame  # noqa: E402
+from tgvc_rt.codec.keyframe_segments import yuv_frame  # noqa: E402
 
 av.logging.set_level(av.logging.PANIC)
 

@@ -2,8 +2,8 @@
 
 Two families share the header's ``keyframe_codec`` id space:
 
-* image codecs (``keyframe_codec``): every keyframe an independent intra picture (ids 1-3);
-* sequence codecs (``keyframe_stream``): the keyframes form one low-delay P-frame stream with an
+* image codecs (``keyframe_image``): every keyframe an independent intra picture (ids 1-3);
+* sequence codecs (``keyframe_sequence``): the keyframes form one low-delay P-frame stream with an
   intra keyframe every ``intra_period`` keyframes (ids 4-5). Much cheaper for similar keyframes,
   but a keyframe decodes only after the ones before it, back to the last intra one.
 """
@@ -12,11 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import BitstreamError, OptionError
-from . import keyframe_codec, keyframe_stream, ratecontrol
+from ..encoder import ratecontrol
+from . import keyframe_image, keyframe_sequence
 
-CODEC_IDS: dict[str, int] = {**keyframe_codec.CODEC_IDS, **keyframe_stream.SEQUENCE_CODEC_IDS}
+CODEC_IDS: dict[str, int] = {**keyframe_image.CODEC_IDS, **keyframe_sequence.SEQUENCE_CODEC_IDS}
 CODEC_NAMES: dict[int, str] = {v: k for k, v in CODEC_IDS.items()}
-DEFAULT_CODEC = keyframe_stream.DEFAULT_SEQUENCE_CODEC
+DEFAULT_CODEC = keyframe_sequence.DEFAULT_SEQUENCE_CODEC
 
 
 def check_codec(name: str) -> None:
@@ -25,20 +26,20 @@ def check_codec(name: str) -> None:
 
 
 def is_sequence(name: str) -> bool:
-    return name in keyframe_stream.SEQUENCE_CODECS
+    return name in keyframe_sequence.SEQUENCE_CODECS
 
 
 def encode_keyframes(frames: np.ndarray, indices: list[int], budget_bytes: int, codec: str) -> dict[int, bytes]:
     """Code the keyframes ``frames[indices]`` in at most ``budget_bytes`` (when feasible)."""
     check_codec(codec)
     if is_sequence(codec):
-        payloads, _info = keyframe_stream.encode_keyframe_sequence([frames[k] for k in indices],
+        payloads, _info = keyframe_sequence.encode_keyframe_sequence([frames[k] for k in indices],
                                                                    max(1, budget_bytes), codec)
         return dict(zip(indices, payloads))
     coded, remaining = {}, budget_bytes
     for i, k in enumerate(indices):
         share = ratecontrol.keyframe_share(remaining, len(indices) - i)
-        coded[k], _quality = keyframe_codec.encode_keyframe_to_size(frames[k], share, codec)
+        coded[k], _quality = keyframe_image.encode_keyframe_to_size(frames[k], share, codec)
         remaining -= len(coded[k])
     return coded
 
@@ -51,10 +52,10 @@ class KeyframeReader:
         if name is None:
             raise BitstreamError(f"unknown keyframe codec id {codec_id}")
         self.name, self.width, self.height = name, width, height
-        self._sequence = (keyframe_stream.KeyframeSequenceDecoder(width, height, name)
+        self._sequence = (keyframe_sequence.KeyframeSequenceDecoder(width, height, name)
                           if is_sequence(name) else None)
 
     def decode(self, payload: bytes) -> np.ndarray:
         if self._sequence is not None:
             return self._sequence.decode(payload)
-        return keyframe_codec.decode_keyframe(payload, self.width, self.height, self.name)
+        return keyframe_image.decode_keyframe(payload, self.width, self.height, self.name)
