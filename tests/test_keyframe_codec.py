@@ -13,11 +13,10 @@ from tgvc_rt.codec.keyframe_image import (
     coded_size,
     decode_keyframe,
     encode_keyframe,
-    encode_keyframe_to_size,
     pack_quality,
-    psnr_y,
     unpack_quality,
 )
+from tgvc_rt.encoder.keyframe_rate import encode_keyframe_to_size, psnr_y
 from tgvc_rt.errors import BitstreamError, OptionError
 
 

@@ -1,4 +1,4 @@
-"""Every way a clip's keyframes can be coded, behind one encode function and one reader.
+"""The keyframe codecs of the header's ``keyframe_codec`` id, and one reader for all of them.
 
 Two families share the header's ``keyframe_codec`` id space:
 
@@ -6,13 +6,15 @@ Two families share the header's ``keyframe_codec`` id space:
 * sequence codecs (``keyframe_sequence``): the keyframes form one low-delay P-frame stream with an
   intra keyframe every ``intra_period`` keyframes (ids 4-5). Much cheaper for similar keyframes,
   but a keyframe decodes only after the ones before it, back to the last intra one.
+
+:class:`KeyframeReader` decodes a stream's keyframes whatever the family; the encoder codes them with
+``encoder/keyframe_rate.py`` (``encode_keyframes``).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import BitstreamError, OptionError
-from ..encoder import ratecontrol
 from . import keyframe_image, keyframe_sequence
 
 CODEC_IDS: dict[str, int] = {**keyframe_image.CODEC_IDS, **keyframe_sequence.SEQUENCE_CODEC_IDS}
@@ -27,21 +29,6 @@ def check_codec(name: str) -> None:
 
 def is_sequence(name: str) -> bool:
     return name in keyframe_sequence.SEQUENCE_CODECS
-
-
-def encode_keyframes(frames: np.ndarray, indices: list[int], budget_bytes: int, codec: str) -> dict[int, bytes]:
-    """Code the keyframes ``frames[indices]`` in at most ``budget_bytes`` (when feasible)."""
-    check_codec(codec)
-    if is_sequence(codec):
-        payloads, _info = keyframe_sequence.encode_keyframe_sequence([frames[k] for k in indices],
-                                                                   max(1, budget_bytes), codec)
-        return dict(zip(indices, payloads))
-    coded, remaining = {}, budget_bytes
-    for i, k in enumerate(indices):
-        share = ratecontrol.keyframe_share(remaining, len(indices) - i)
-        coded[k], _quality = keyframe_image.encode_keyframe_to_size(frames[k], share, codec)
-        remaining -= len(coded[k])
-    return coded
 
 
 class KeyframeReader:

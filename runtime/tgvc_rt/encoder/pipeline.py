@@ -17,6 +17,7 @@ from ..models import default_model_set_hash
 from ..progress import Advance, _noop
 from ..types import GroupSpan, Tracks, Video, groups_from_keyframes
 from . import ratecontrol
+from .keyframe_rate import encode_keyframes
 from .interp_probe import InterpolatorProbe, ProbeOptions, check_effort, prune_predicted
 from .keyframes import KeyframeOptions, plan_keyframes
 from .selection import SelectionOptions, limit_tracks, select_tracks
@@ -140,8 +141,7 @@ def encode_video(video: Video, options: EncodeOptions, advance: Advance = _noop)
     seconds["code_tracks"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    coded_keyframes = keyframe_formats.encode_keyframes(video.frames, keyframes, content - track_bytes,
-                                                        options.keyframe_codec)
+    coded_keyframes = encode_keyframes(video.frames, keyframes, content - track_bytes, options.keyframe_codec)
     seconds["code_keyframes"] = time.perf_counter() - t0
     advance(1)
 
