@@ -158,9 +158,9 @@ def decode(
     quiet: bool = Quiet,
 ) -> None:
     """Decode a .tgv stream into a video."""
-    from .decoder.pipeline import (MODEL_MODES, DecodeOptions, DecodeStats, iter_decoded_frames, read_stream_file,
-                                   stream_meta)
     from .bitstream import read_bitstream
+    from .codec.stream import read_stream_file, stream_meta
+    from .decoder.pipeline import MODEL_MODES, DecodeOptions, DecodeStats, iter_decoded_frames
     from .io import open_video_writer
     from .models import resolve_model_set
     from .progress import progress

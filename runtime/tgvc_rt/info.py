@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .bitstream import read_bitstream
-from .decoder.pipeline import read_stream_file
 from .codec.keyframe_formats import CODEC_NAMES
+from .codec.stream import read_stream_file
 from .codec.trajectories import bits_per_track_point, decode_tracks
 
 

@@ -16,7 +16,7 @@ from ..bitstream import Bitstream, read_bitstream
 from ..codec.keyframe_formats import KeyframeReader
 from ..codec.trajectories import decode_tracks
 from ..errors import BitstreamError, ModelSetError, OptionError
-from ..types import Tracks, VideoMeta
+from ..types import Tracks
 from .interpolate import InterpOptions
 from .interpolate import interpolate_group as interp_group
 from .warp import WarpOptions
@@ -47,11 +47,6 @@ class DecodeStats:
 
     def add(self, stage: str, dt: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
-
-
-def stream_meta(bs: Bitstream) -> VideoMeta:
-    h = bs.header
-    return VideoMeta(h.width, h.height, h.fps_num, h.fps_den)
 
 
 def _open_model_set(bs: Bitstream, options: DecodeOptions):
@@ -157,17 +152,3 @@ def _group_tracks(bs: Bitstream, g: int, conceal: bool, stats: DecodeStats) -> T
                             "concealed_frames": list(range(group.start + 1, group.end)),
                             "method": f"interpolated from keyframes {group.start} and {group.end} without tracks"})
     return Tracks.empty(num)
-
-
-def read_stream_file(path) -> bytes:
-    from pathlib import Path
-
-    from ..errors import InputError
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    size = path.stat().st_size
-    if size > (1 << 31):
-        raise InputError(f"{path}: {size} bytes is too large for a .tgv stream")
-    return path.read_bytes()
