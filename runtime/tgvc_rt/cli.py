@@ -185,13 +185,12 @@ def decode(
                                              threads=threads, guidance_impl=guidance_impl,
                                              output=diffusion_output, residual_blur=residual_blur)
         options.diffusion.validate()
-    data = read_stream_file(input)
-    bs = read_bitstream(data, tolerate_damaged_groups=conceal)
+    bs = read_bitstream(read_stream_file(input), tolerate_damaged_groups=conceal)
     stats = DecodeStats()
     t0 = time.perf_counter()
     with progress("decoding", bs.header.num_frames, quiet) as advance, \
             open_video_writer(output, stream_meta(bs)) as writer:
-        for frame in iter_decoded_frames(data, options, stats):
+        for frame in iter_decoded_frames(bs, options, stats):
             writer.write(frame)
             advance(1)
     dt = time.perf_counter() - t0

@@ -1,7 +1,9 @@
 """Reading a .tgv stream from a file, and the video its header describes.
 
 :func:`read_stream_file` returns a stream file's bytes (size-checked before reading);
-``bitstream.read_bitstream`` parses and validates them. Used by the CLI's ``decode`` and ``info``.
+``bitstream.read_bitstream`` parses and validates them. The decoder takes the parsed stream
+(``decoder.pipeline.iter_decoded_frames``), so the CLI's ``decode``, which needs the header first,
+parses the stream once.
 """
 from __future__ import annotations
 

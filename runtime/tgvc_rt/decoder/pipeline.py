@@ -1,6 +1,6 @@
 """The decoder: .tgv -> frames, one keyframe group at a time (streaming, bounded memory).
 
-read .tgv -> per group: decode its two keyframes and its tracks
+parsed .tgv -> per group: decode its two keyframes and its tracks
           -> interpolation: "interp" (the model set's IFNet steered by the tracks) or "warp" (classical)
           -> (mode "diffusion") guided latent diffusion refinement -> emit frames in order
 """
@@ -84,13 +84,22 @@ def _open_diffusion(bs: Bitstream, models, options: DecodeOptions) -> Callable:
     return run
 
 
-def iter_decoded_frames(data: bytes, options: DecodeOptions = DecodeOptions(),
+def iter_decoded_frames(stream: bytes | Bitstream, options: DecodeOptions = DecodeOptions(),
                         stats: DecodeStats | None = None) -> Iterator[np.ndarray]:
-    """Yield decoded RGB frames in display order."""
+    """Yield decoded RGB frames in display order. ``stream``: a .tgv stream's bytes, or the stream
+    already parsed (``read_bitstream(data, tolerate_damaged_groups=options.conceal)``), which is not
+    parsed again."""
     if options.mode not in MODES:
         raise OptionError(f"--mode {options.mode!r}: choose one of {', '.join(MODES)}")
     stats = stats if stats is not None else DecodeStats()
-    bs = read_bitstream(data, tolerate_damaged_groups=options.conceal)
+    if isinstance(stream, Bitstream):
+        bs = stream
+        if bs.damaged_groups and not options.conceal:  # as the strict read of the bytes would have failed
+            g, why = min(bs.damaged_groups.items())
+            group = bs.groups[g]
+            raise BitstreamError(f"corrupt .tgv stream: group {g} (frames {group.start}..{group.end}): {why}")
+    else:
+        bs = read_bitstream(stream, tolerate_damaged_groups=options.conceal)
     h = bs.header
     reader = KeyframeReader(h.keyframe_codec, h.width, h.height)
     t0 = time.perf_counter()
