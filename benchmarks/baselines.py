@@ -23,11 +23,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 from tgvc_rt.errors import InputError
+from tgvc_rt.io.y4m import read_y4m_planes, write_frame
 from tgvc_rt.metrics.cvvdp import CvvdpOptions
-from tgvc_rt.metrics.cvvdp_worker import read_y4m_planes
 from tgvc_rt.metrics.evaluate import evaluate
 from tgvc_rt.metrics.vmaf import ffmpeg_exe
 
@@ -102,9 +100,7 @@ def trim_y4m(src: str, dst: str, frames: int) -> str:
     with open(dst, "wb") as f:
         f.write(header)
         for i in range(clip.num_frames):
-            f.write(b"FRAME\n")
-            for plane in (clip.y[i], clip.u[i], clip.v[i]):
-                f.write(np.ascontiguousarray(plane).tobytes())
+            write_frame(f, (clip.y[i], clip.u[i], clip.v[i]))
     return dst
 
 

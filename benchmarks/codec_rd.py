@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import (CODECS as BASELINE_CODECS, DEFAULT_CLIPS, BaselineOptions,  # noqa: E402
                        environment, list_clips, run_baseline, trim_y4m)
+from tgvc_rt.io.y4m import read_y4m_planes  # noqa: E402
 from tgvc_rt.metrics.cvvdp import CvvdpOptions  # noqa: E402
-from tgvc_rt.metrics.cvvdp_worker import read_y4m_planes  # noqa: E402
 from tgvc_rt.metrics.evaluate import evaluate  # noqa: E402
 
 OURS = "tgvc"

@@ -29,8 +29,9 @@ from paths import VIDEOS_DIR  # noqa: E402
 from guidance_fidelity_clips import group_epe  # noqa: E402
 
 from tgvc_rt.bitstream import read_bitstream  # noqa: E402
+from tgvc_rt.codec.stream import stream_meta  # noqa: E402
 from tgvc_rt.decoder.diffusion import DiffusionOptions  # noqa: E402
-from tgvc_rt.decoder.pipeline import DecodeOptions, iter_decoded_frames, stream_meta  # noqa: E402
+from tgvc_rt.decoder.pipeline import DecodeOptions, iter_decoded_frames  # noqa: E402
 from tgvc_rt.encoder.pipeline import EncodeOptions, encode_video  # noqa: E402
 from tgvc_rt.encoder.ratecontrol import RateOptions  # noqa: E402
 from tgvc_rt.io import open_video_writer, read_video  # noqa: E402

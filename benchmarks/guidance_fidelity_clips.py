@@ -32,7 +32,7 @@ from tgvc_rt.decoder.diffusion import DiffusionOptions  # noqa: E402
 from tgvc_rt.decoder.pipeline import DecodeOptions, iter_decoded_frames  # noqa: E402
 from tgvc_rt.encoder.pipeline import EncodeOptions, encode_video  # noqa: E402
 from tgvc_rt.encoder.ratecontrol import RateOptions  # noqa: E402
-from tgvc_rt.encoder.trajectories import decode_tracks  # noqa: E402
+from tgvc_rt.codec.trajectories import decode_tracks  # noqa: E402
 from tgvc_rt.io import read_video  # noqa: E402
 from tgvc_rt.models import default_model_set_hash  # noqa: E402
 

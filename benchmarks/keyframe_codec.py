@@ -23,13 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tgvc_rt.encoder.keyframe_codec import (
-    KeyframeCodecOptions,
-    decode_keyframe,
-    encode_keyframe_to_size,
-    psnr_y,
-    unpack_quality,
-)
+from tgvc_rt.codec.keyframe_image import KeyframeCodecOptions, decode_keyframe, unpack_quality
+from tgvc_rt.encoder.keyframe_rate import encode_keyframe_to_size, psnr_y
 
 DEFAULT_CONFIG = "av1-p6"
 DEFAULT_REASON = ("av1 preset 6: within ~0.1 dB of the best config that encodes in < 0.5 s per keyframe "

@@ -27,12 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tgvc_rt.encoder.keyframe_codec import KeyframeCodecOptions, decode_keyframe, encode_keyframe_to_size, psnr_y
-from tgvc_rt.encoder.keyframe_stream import (
-    KeyframeSequenceDecoder,
-    KeyframeStreamOptions,
-    encode_keyframe_sequence,
-)
+from tgvc_rt.codec.keyframe_image import KeyframeCodecOptions, decode_keyframe
+from tgvc_rt.codec.keyframe_sequence import KeyframeSequenceDecoder, KeyframeStreamOptions
+from tgvc_rt.encoder.keyframe_rate import encode_keyframe_sequence, encode_keyframe_to_size, psnr_y
 from tgvc_rt.encoder.ratecontrol import keyframe_share
 from tgvc_rt.io.y4m import iter_y4m
 from tgvc_rt.types import Video, VideoMeta

@@ -18,32 +18,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tgvc_rt.codec.trajectories import (PREDICTORS, TrajectoryCodingOptions, bits_per_track_point, decode_tracks,
+                                        encode_tracks, reconstruct_tracks)
 from tgvc_rt.encoder.selection import SelectionOptions, limit_tracks, select_tracks
 from tgvc_rt.encoder.tracking import TrackingOptions, track_group
-from tgvc_rt.encoder.trajectories import (PREDICTORS, TrajectoryCodingOptions,
-                                          bits_per_track_point, decode_tracks, encode_tracks,
-                                          reconstruct_tracks)
+from tgvc_rt.io import read_video
 
 from paths import VIDEOS_DIR  # benchmarks/paths.py (this folder is on sys.path when run as a script)
 
 CLIPS = ["foreman_cif", "bikes_640x272", "flower_416x240", "mobile_cif"]
-
-
-def read_y4m(path: Path, count: int) -> np.ndarray:
-    """Tiny 8-bit 4:2:0 y4m reader -> uint8 [N, H, W, 3] RGB (first ``count`` frames)."""
-    with open(path, "rb") as fh:
-        header = fh.readline().split()
-        w = int(next(t for t in header if t.startswith(b"W"))[1:])
-        h = int(next(t for t in header if t.startswith(b"H"))[1:])
-        frames = []
-        for _ in range(count):
-            if not fh.readline():
-                break
-            buf = np.frombuffer(fh.read(w * h * 3 // 2), np.uint8)
-            if buf.size < w * h * 3 // 2:
-                break
-            frames.append(cv2.cvtColor(buf.reshape(h * 3 // 2, w), cv2.COLOR_YUV2RGB_I420))
-    return np.stack(frames)
 
 
 def measure_group(frames: np.ndarray, max_tracks: int, steps: list[float],
@@ -112,7 +95,7 @@ def main() -> None:
                           "opencv_threads": 1}, "clips": {}}
     for clip in args.clips:
         n = (args.group - 1) * args.groups + 1
-        video = read_y4m(Path(args.clips_dir) / f"{clip}.y4m", n)
+        video = read_video(Path(args.clips_dir) / f"{clip}.y4m", n).frames
         groups = []
         for g in range(args.groups):
             a = g * (args.group - 1)

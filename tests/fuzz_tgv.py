@@ -63,7 +63,7 @@ def _decode_some(data: bytes) -> None:
 
 def _decode_tracks(bs) -> None:
     """The parser's fast path also runs the trajectory decoder on every group (no images, no warp)."""
-    from tgvc_rt.encoder.trajectories import decode_tracks
+    from tgvc_rt.codec.trajectories import decode_tracks
     from tgvc_rt.errors import TgvcError
     for g in bs.groups:
         try:
@@ -291,7 +291,7 @@ def _with_tracks(data: bytes) -> bytes:
     """``data`` with every group's trajectory payload replaced by a few coded synthetic tracks."""
     import numpy as np
     from tgvc_rt.bitstream import read_bitstream, write_bitstream
-    from tgvc_rt.encoder.trajectories import encode_tracks
+    from tgvc_rt.codec.trajectories import encode_tracks
     from tgvc_rt.types import Tracks
     bs = read_bitstream(data)
     w, h = bs.header.width, bs.header.height
@@ -322,7 +322,7 @@ def atheris_main(argv: list[str]) -> None:
     with atheris.instrument_imports(include=["tgvc_rt"]):
         import tgvc_rt.bitstream  # noqa: F401
         import tgvc_rt.decoder.pipeline  # noqa: F401
-        import tgvc_rt.encoder.trajectories  # noqa: F401
+        import tgvc_rt.codec.trajectories  # noqa: F401
     decode = "--parse-only" not in argv
     argv = [a for a in argv if a != "--parse-only"]
 

@@ -119,3 +119,36 @@ def test_bad_track_payload_is_named_or_concealed(streams):
     assert len(frames) == 24
     assert [(c["group"], c["frames"]) for c in stats.concealed] == [(DAMAGED, [group.start, group.end])]
     assert "track payload" in stats.concealed[0]["reason"]
+
+
+def test_decode_parses_the_stream_once(streams, tmp_path, monkeypatch):
+    """The CLI's decode parses the stream once and hands the parsed stream on; the decoder decodes a parsed
+    stream as it does the bytes, and refuses a tolerant parse with a damaged group unless it conceals."""
+    from typer.testing import CliRunner
+
+    import tgvc_rt.bitstream
+    import tgvc_rt.decoder.pipeline
+    from tgvc_rt import cli
+
+    clean, damaged, reference = streams
+    parsed = []
+
+    def counting(data, *args, **kwargs):
+        parsed.append(len(data))
+        return read_bitstream(data, *args, **kwargs)
+
+    monkeypatch.setattr(tgvc_rt.bitstream, "read_bitstream", counting)
+    monkeypatch.setattr(tgvc_rt.decoder.pipeline, "read_bitstream", counting)
+    out = tmp_path / "a.y4m"
+    result = CliRunner().invoke(cli.app, ["decode", str(clean), "-o", str(out), "--mode", "warp", "-q"])
+    assert result.exit_code == 0, result.output
+    assert parsed == [clean.stat().st_size]
+    assert out.read_bytes() == reference.read_bytes()
+
+    tolerant = read_bitstream(damaged.read_bytes(), tolerate_damaged_groups=True)
+    group = tolerant.groups[DAMAGED]
+    with pytest.raises(BitstreamError, match=rf"group {DAMAGED} \(frames {group.start}\.\.{group.end}\): section CRC"):
+        next(iter_decoded_frames(tolerant, DecodeOptions(mode="warp")))
+    stats = DecodeStats()
+    assert len(list(iter_decoded_frames(tolerant, DecodeOptions(mode="warp", conceal=True), stats))) == 24
+    assert [c["group"] for c in stats.concealed] == [DAMAGED]

@@ -66,6 +66,29 @@ def test_truncated_and_bad_files(tmp_path, y4m_writer):
         read_video(tmp_path / "bad.mp4")
 
 
+def test_y4m_planes_are_the_files_own(sample_clip, tmp_path, y4m_writer):
+    """read_y4m_planes gives a 4:2:0 file's planes as stored (the RGB reader's input), first N frames; other
+    layouts, truncated and empty files are InputErrors."""
+    from tgvc_rt.io.y4m import read_header, read_y4m_planes
+
+    clip = read_y4m_planes(sample_clip, max_frames=3)
+    with open(sample_clip, "rb") as f:
+        size = read_header(f, sample_clip).frame_size
+        frames = [f.readline() and f.read(size) for _ in range(3)]
+    assert clip.num_frames == 3 and clip.size == (176, 144) and clip.fps == 30.0
+    for i, raw in enumerate(frames):
+        assert raw == clip.y[i].tobytes() + clip.u[i].tobytes() + clip.v[i].tobytes()
+    y4m_writer(tmp_path / "a.y4m", [(np.zeros((16, 16)),) * 3], 16, 16, "444")
+    with pytest.raises(InputError, match="C444 is not 8-bit 4:2:0"):
+        read_y4m_planes(tmp_path / "a.y4m")
+    y4m_writer(tmp_path / "empty.y4m", [], 16, 16)
+    with pytest.raises(InputError, match="no frames"):
+        read_y4m_planes(tmp_path / "empty.y4m")
+    (tmp_path / "cut.y4m").write_bytes(sample_clip.read_bytes()[:100_000])
+    with pytest.raises(InputError, match="truncated"):
+        read_y4m_planes(tmp_path / "cut.y4m")
+
+
 class Trickle(io.RawIOBase):
     """A raw binary stream that returns at most ``chunk`` bytes a read, like a pipe fed slowly."""
 

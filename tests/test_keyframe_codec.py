@@ -5,19 +5,18 @@ import cv2
 import numpy as np
 import pytest
 
-from tgvc_rt.encoder.keyframe_av1_obu import build_sequence_header, split_obus
-from tgvc_rt.encoder.keyframe_codec import (
+from tgvc_rt.codec.av1_obu import build_sequence_header, split_obus
+from tgvc_rt.codec.keyframe_image import (
     CODEC_IDS,
     KeyframeCodecOptions,
     SCALES,
     coded_size,
     decode_keyframe,
     encode_keyframe,
-    encode_keyframe_to_size,
     pack_quality,
-    psnr_y,
     unpack_quality,
 )
+from tgvc_rt.encoder.keyframe_rate import encode_keyframe_to_size, psnr_y
 from tgvc_rt.errors import BitstreamError, OptionError
 
 

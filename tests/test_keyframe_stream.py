@@ -5,19 +5,19 @@ import cv2
 import numpy as np
 import pytest
 
-from tgvc_rt.encoder.keyframe_av1_obu import build_sequence_header, split_obus
-from tgvc_rt.encoder.keyframe_codec import CODEC_IDS, psnr_y
-from tgvc_rt.encoder.keyframe_stream import (
+from tgvc_rt.codec.av1_obu import build_sequence_header, split_obus
+from tgvc_rt.codec.keyframe_image import CODEC_IDS
+from tgvc_rt.codec.keyframe_sequence import (
     SEQUENCE_CODEC_IDS,
     SEQUENCE_CODECS,
     KeyframeSequenceDecoder,
     KeyframeStreamOptions,
     decode_keyframe_sequence,
-    encode_keyframe_sequence,
     is_intra_payload,
     segment_starts,
 )
-from tgvc_rt.encoder.keyframe_stream_units import _drop_last_size, _restore_last_size, split_annexb
+from tgvc_rt.codec.keyframe_units import _drop_last_size, _restore_last_size, split_annexb
+from tgvc_rt.encoder.keyframe_rate import encode_keyframe_sequence, psnr_y
 from tgvc_rt.errors import BitstreamError, OptionError
 
 
@@ -213,7 +213,8 @@ def test_hevc_truncation_never_crashes():
 @pytest.mark.parametrize("curve", ["smooth", "ragged", "flat"])
 def test_rate_search_finds_the_finest_fitting_qp(monkeypatch, curve):
     """The search over a fake (monotone) rate curve returns the exact answer of an exhaustive scan."""
-    import tgvc_rt.encoder.keyframe_stream as ks
+    import tgvc_rt.codec.keyframe_sequence as ks
+    import tgvc_rt.encoder.keyframe_rate as kr
 
     rng = np.random.default_rng(3)
     steps = {"smooth": np.full(256, 0.03), "ragged": rng.uniform(0.0, 0.12, 256), "flat": np.full(256, 0.001)}[curve]
@@ -224,11 +225,11 @@ def test_rate_search_finds_the_finest_fitting_qp(monkeypatch, curve):
         calls.append(qp)
         return [b"x" * int(sizes[qp])]
 
-    monkeypatch.setattr(ks, "_encode_all", fake_encode)
+    monkeypatch.setattr(ks, "encode_payloads", fake_encode)
     opts = KeyframeStreamOptions()
     for budget in (int(sizes[255]) + 1, int(sizes[200]), int(sizes[120]) - 1, int(sizes[opts.qp_min]) + 5):
         calls.clear()
-        payloads, qp, encodes = ks._fit_qp([], 0, budget, "av1-seq", opts)
+        payloads, qp, encodes = kr._fit_sequence_qp([], 0, budget, "av1-seq", opts)
         expected = min(q for q in range(opts.qp_min, 256) if sizes[q] <= budget)
         assert qp == expected and len(payloads[0]) == sizes[qp] and encodes == len(calls) <= 26
-    assert ks._fit_qp([], 0, int(sizes[255]) - 1, "av1-seq", opts) is None
+    assert kr._fit_sequence_qp([], 0, int(sizes[255]) - 1, "av1-seq", opts) is None

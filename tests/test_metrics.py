@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tgvc_rt.errors import InputError, OptionError
+from tgvc_rt.io.y4m import read_y4m_planes
 from tgvc_rt.metrics.cvvdp import CvvdpOptions, cvvdp_in_process, cvvdp_jod
-from tgvc_rt.metrics.cvvdp_worker import read_y4m_planes, yuv420_to_rgb
+from tgvc_rt.metrics.cvvdp_worker import yuv420_to_rgb
 from tgvc_rt.metrics.evaluate import evaluate, format_report, rate_of
 from tgvc_rt.metrics.msssim import ms_ssim, scales_that_fit
 from tgvc_rt.metrics.psnr import PsnrOptions, psnr_per_frame, psnr_yuv_per_frame
@@ -97,7 +99,7 @@ def test_read_y4m_planes_and_rgb(tmp_path):
     clip = read_y4m_planes(write_y4m(tmp_path / "a.y4m", y, fps="25:1"))
     assert clip.size == (24, 16) and clip.num_frames == 3 and clip.fps == 25.0
     assert np.array_equal(clip.y, y)
-    rgb = yuv420_to_rgb(clip)
+    rgb = yuv420_to_rgb(clip.y, clip.u, clip.v)
     assert rgb.shape == (3, 16, 24, 3) and rgb.dtype == np.uint8
 
 
@@ -158,6 +160,76 @@ def test_cvvdp_skipped_cleanly_when_absent(tmp_path, monkeypatch):
     assert res["cvvdp_jod"] is None and any("ColorVideoVDP skipped" in n for n in res["notes"])
     res = cvvdp_jod(ref, ref, opts=CvvdpOptions(python=str(tmp_path / "no-python")))
     assert res["cvvdp_jod"] is None
+
+
+def test_cvvdp_worker_stands_alone():
+    """The worker also runs as a script under a Python that has pycvvdp but maybe neither tgvc_rt nor OpenCV:
+    at module level it imports the standard library and NumPy only, and nowhere anything of tgvc_rt."""
+    import ast
+    import sys
+
+    from tgvc_rt.metrics import cvvdp_worker
+
+    tree = ast.parse(Path(cvvdp_worker.__file__).read_text())
+    top = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    top |= {n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom)}
+    assert top <= set(sys.stdlib_module_names) | {"numpy", "__future__"}, top
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and not node.module.startswith("tgvc_rt")
+        elif isinstance(node, ast.Import):
+            assert not any(a.name.startswith(("tgvc_rt", "cv2")) for a in node.names)
+
+
+def test_cvvdp_worker_reads_what_the_y4m_reader_reads(tmp_path):
+    """The worker's minimal frame walker gives the planes tgvc_rt.io.y4m reads (odd size, FRAME lines with
+    parameters), and its RGB conversion is io.y4m's 4:4:4 conversion after nearest chroma upsampling."""
+    from tgvc_rt.io.y4m import _yuv444_to_rgb
+    from tgvc_rt.metrics.cvvdp_worker import read_planes
+
+    rng = np.random.default_rng(5)
+    n, h, w = 3, 17, 23
+    y = rng.integers(0, 256, (n, h, w), dtype=np.uint8)
+    u, v = (rng.integers(0, 256, (n, 9, 12), dtype=np.uint8) for _ in range(2))
+    path = tmp_path / "odd.y4m"
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C420mpeg2 XYSCSS=420MPEG2\n".encode())
+        for i in range(n):
+            f.write(f"FRAME Ip X{i}\n".encode() + y[i].tobytes() + u[i].tobytes() + v[i].tobytes())
+    clip = read_y4m_planes(path)
+    planes = read_planes(str(path), w, h)
+    for got, want in zip(planes, (clip.y, clip.u, clip.v)):
+        assert np.array_equal(got, want)
+    up = [np.repeat(np.repeat(c, 2, axis=1), 2, axis=2)[:, :h, :w] for c in (u, v)]
+    assert np.array_equal(yuv420_to_rgb(*planes), np.stack([_yuv444_to_rgb(y[i], up[0][i], up[1][i])
+                                                            for i in range(n)]))
+    (tmp_path / "cut.y4m").write_bytes(path.read_bytes()[:-1])
+    with pytest.raises(ValueError, match="frame 2"):
+        read_planes(str(tmp_path / "cut.y4m"), w, h)
+
+
+def test_cvvdp_helper_gets_checked_files(tmp_path, y4m_writer):
+    """The helper Python is handed only files the y4m reader accepted (8-bit 4:2:0, one size: InputError
+    here otherwise); what the worker itself finds wrong comes back as a note."""
+    import sys
+
+    if cvvdp_in_process():
+        pytest.skip("pycvvdp is importable here; the helper path is not taken")
+    opts = CvvdpOptions(python=sys.executable)  # runs the worker as a script; it has no pycvvdp
+    ref = write_y4m(tmp_path / "ref.y4m", textured(3, 32, 32))
+    bigger = write_y4m(tmp_path / "bigger.y4m", textured(3, 32, 48))
+    fewer = write_y4m(tmp_path / "fewer.y4m", textured(2, 32, 32))
+    y4m_writer(tmp_path / "444.y4m", [(np.zeros((32, 32)),) * 3], 32, 32, "444")
+    with pytest.raises(InputError, match="32x32"):
+        cvvdp_jod(ref, bigger, opts=opts)
+    with pytest.raises(InputError, match="4:2:0"):
+        cvvdp_jod(ref, str(tmp_path / "444.y4m"), opts=opts)
+    with pytest.raises(InputError, match="no such file|cannot read"):
+        cvvdp_jod(ref, str(tmp_path / "missing.y4m"), opts=opts)
+    res = cvvdp_jod(ref, fewer, opts=opts)
+    assert res["cvvdp_jod"] is None and "frame counts differ" in res["cvvdp_note"]
+    res = cvvdp_jod(ref, ref, opts=opts)  # read and converted; the metric itself is missing there
+    assert res["cvvdp_jod"] is None and "pycvvdp" in res["cvvdp_note"]
 
 
 def test_single_scale_ssim_matches_brute_force_windows():

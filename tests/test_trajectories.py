@@ -1,8 +1,8 @@
-"""Trajectory coding (tgvc_rt.encoder.trajectories): exact round trips, caps, hostile input."""
+"""Trajectory coding (tgvc_rt.codec.trajectories): exact round trips, caps, hostile input."""
 import numpy as np
 import pytest
 
-from tgvc_rt.encoder.trajectories import (PREDICTORS, TrajectoryCodingOptions,
+from tgvc_rt.codec.trajectories import (PREDICTORS, TrajectoryCodingOptions,
                                           bits_per_track_point, decode_tracks, encode_tracks,
                                           reconstruct_tracks)
 from tgvc_rt.errors import BitstreamError, OptionError

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import TRAIN_CLIPS, VAL_CLIPS, VIDEO_DIR, crop_to_multiple, read_y4m
+from .data import TRAIN_CLIPS, VAL_CLIPS, VIDEO_DIR, crop_to_multiple
 from .taef2 import WEIGHTS_DIR, load_taef2
 
 CACHE_DIR = Path(__file__).resolve().parents[1] / "cache"
@@ -29,6 +29,8 @@ def encode_frames(encoder: torch.nn.Module, frames: np.ndarray, batch: int = 8) 
 def cache_latents(clips: tuple[str, ...] = TRAIN_CLIPS + VAL_CLIPS, video_dir: Path = VIDEO_DIR,
                   cache_dir: Path = CACHE_DIR, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Path]:
     """Encode every clip not yet cached; returns clip -> cache path."""
+    from tgvc_rt.io import read_video
+
     cache_dir.mkdir(parents=True, exist_ok=True)
     encoder = None
     paths = {}
@@ -37,7 +39,7 @@ def cache_latents(clips: tuple[str, ...] = TRAIN_CLIPS + VAL_CLIPS, video_dir: P
         if not path.exists():
             if encoder is None:
                 encoder = load_taef2(weights_dir)[0]
-            frames = crop_to_multiple(read_y4m(video_dir / f"{clip}.y4m"))
+            frames = crop_to_multiple(read_video(video_dir / f"{clip}.y4m").frames)
             np.save(path, encode_frames(encoder, frames))
         paths[clip] = path
     return paths

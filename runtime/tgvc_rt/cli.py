@@ -87,7 +87,7 @@ def encode(
     quiet: bool = Quiet,
 ) -> None:
     """Encode a video into keyframes + trajectories (.tgv)."""
-    from .encoder.keyframe_formats import check_codec
+    from .codec.keyframe_formats import check_codec
     from .encoder.interp_probe import check_effort
     from .encoder.pipeline import EncodeOptions, encode_video
     from .models import model_set_hash
@@ -158,9 +158,9 @@ def decode(
     quiet: bool = Quiet,
 ) -> None:
     """Decode a .tgv stream into a video."""
-    from .decoder.pipeline import (MODEL_MODES, DecodeOptions, DecodeStats, iter_decoded_frames, read_stream_file,
-                                   stream_meta)
     from .bitstream import read_bitstream
+    from .codec.stream import read_stream_file, stream_meta
+    from .decoder.pipeline import MODEL_MODES, DecodeOptions, DecodeStats, iter_decoded_frames
     from .io import open_video_writer
     from .models import resolve_model_set
     from .progress import progress
@@ -185,13 +185,12 @@ def decode(
                                              threads=threads, guidance_impl=guidance_impl,
                                              output=diffusion_output, residual_blur=residual_blur)
         options.diffusion.validate()
-    data = read_stream_file(input)
-    bs = read_bitstream(data, tolerate_damaged_groups=conceal)
+    bs = read_bitstream(read_stream_file(input), tolerate_damaged_groups=conceal)
     stats = DecodeStats()
     t0 = time.perf_counter()
     with progress("decoding", bs.header.num_frames, quiet) as advance, \
             open_video_writer(output, stream_meta(bs)) as writer:
-        for frame in iter_decoded_frames(data, options, stats):
+        for frame in iter_decoded_frames(bs, options, stats):
             writer.write(frame)
             advance(1)
     dt = time.perf_counter() - t0

@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .bitstream import read_bitstream
-from .decoder.pipeline import read_stream_file
-from .encoder.keyframe_formats import CODEC_NAMES
-from .encoder.trajectories import bits_per_track_point, decode_tracks
+from .codec.keyframe_formats import CODEC_NAMES
+from .codec.stream import read_stream_file
+from .codec.trajectories import bits_per_track_point, decode_tracks
 
 
 def describe_stream(path: Path) -> str:

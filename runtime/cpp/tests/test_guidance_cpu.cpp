@@ -44,6 +44,34 @@ static int check_f32(const tgvc::GuidanceShape& s, const std::vector<float>& x0,
     return failures;
 }
 
+// A random problem of shape {F, C, h, w, K}: latents and keyframe references ~ N(0, 1), track points up to
+// 3 latent pixels outside the latent, 20 % of them invisible and, with ``partial``, 10 % of the others half
+// visible. Draws from ``rng`` in a fixed order, so the test's problems do not change.
+struct Problem {
+    tgvc::GuidanceShape s;
+    std::vector<float> x0, ref, pos, vis;
+};
+
+static Problem random_problem(const int (&sh)[5], std::mt19937& rng, std::normal_distribution<float>& normal,
+                              bool partial) {
+    Problem p;
+    tgvc::GuidanceShape& s = p.s;
+    s.F = sh[0]; s.C = sh[1]; s.h = sh[2]; s.w = sh[3]; s.K = sh[4];
+    p.x0.resize(s.latent_size());
+    p.ref.resize(2ull * s.C * s.h * s.w);
+    p.pos.resize(2ull * s.K * s.F);
+    p.vis.resize(1ull * s.K * s.F);
+    for (auto& v : p.x0) v = normal(rng);
+    for (auto& v : p.ref) v = normal(rng);
+    std::uniform_real_distribution<float> ux(-3.f, s.w + 2.f), uy(-3.f, s.h + 2.f), u01(0.f, 1.f);
+    for (int i = 0; i < s.K * s.F; ++i) {
+        p.pos[2 * i] = ux(rng);
+        p.pos[2 * i + 1] = uy(rng);
+        p.vis[i] = u01(rng) < 0.2f ? 0.f : (partial && u01(rng) < 0.1f ? 0.5f : 1.f);
+    }
+    return p;
+}
+
 int main() {
     int failures = 0;
     if (tgvc::num_pairs(16) != 17) { std::printf("num_pairs(16) = %d\n", tgvc::num_pairs(16)); ++failures; }
@@ -51,17 +79,8 @@ int main() {
     std::mt19937 rng(1234);
     std::normal_distribution<float> normal;
     for (const auto& sh : shapes) {
-        tgvc::GuidanceShape s;
-        s.F = sh[0]; s.C = sh[1]; s.h = sh[2]; s.w = sh[3]; s.K = sh[4];
-        std::vector<float> x0(s.latent_size()), ref(2ull * s.C * s.h * s.w), pos(2ull * s.K * s.F), vis(1ull * s.K * s.F);
-        for (auto& v : x0) v = normal(rng);
-        for (auto& v : ref) v = normal(rng);
-        std::uniform_real_distribution<float> ux(-3.f, s.w + 2.f), uy(-3.f, s.h + 2.f), u01(0.f, 1.f);
-        for (int i = 0; i < s.K * s.F; ++i) {
-            pos[2 * i] = ux(rng);
-            pos[2 * i + 1] = uy(rng);
-            vis[i] = u01(rng) < 0.2f ? 0.f : 1.f;
-        }
+        const Problem p = random_problem(sh, rng, normal, false);
+        const auto& [s, x0, ref, pos, vis] = p;
         failures += check_f32(s, x0, ref, pos, vis);
         std::vector<float> grad(s.latent_size());
         tgvc::guidance_loss_grad_cpu(x0.data(), ref.data(), pos.data(), vis.data(), s, grad.data());
@@ -91,18 +110,8 @@ int main() {
     const int f32_shapes[][5] = {{16, 32, 12, 14, 9}, {3, 16, 6, 5, 5}, {2, 4, 5, 5, 3}, {16, 4, 7, 9, 0},
                                  {9, 5, 1, 1, 4}};
     for (const auto& sh : f32_shapes) {
-        tgvc::GuidanceShape s;
-        s.F = sh[0]; s.C = sh[1]; s.h = sh[2]; s.w = sh[3]; s.K = sh[4];
-        std::vector<float> x0(s.latent_size()), ref(2ull * s.C * s.h * s.w), pos(2ull * s.K * s.F), vis(1ull * s.K * s.F);
-        for (auto& v : x0) v = normal(rng);
-        for (auto& v : ref) v = normal(rng);
-        std::uniform_real_distribution<float> ux(-3.f, s.w + 2.f), uy(-3.f, s.h + 2.f), u01(0.f, 1.f);
-        for (int i = 0; i < s.K * s.F; ++i) {
-            pos[2 * i] = ux(rng);
-            pos[2 * i + 1] = uy(rng);
-            vis[i] = u01(rng) < 0.2f ? 0.f : (u01(rng) < 0.1f ? 0.5f : 1.f);
-        }
-        failures += check_f32(s, x0, ref, pos, vis);
+        const Problem p = random_problem(sh, rng, normal, true);
+        failures += check_f32(p.s, p.x0, p.ref, p.pos, p.vis);
     }
     std::printf(failures ? "FAILED (%d)\n" : "ok\n", failures);
     return failures ? 1 : 0;

@@ -34,7 +34,7 @@ def group_prefix(start: int, end: int) -> bytes:
 class GroupPayload:
     start: int
     end: int
-    tracks: bytes  # trajectory payload (encoder.trajectories)
+    tracks: bytes  # trajectory payload (codec.trajectories)
 
 
 @dataclass

@@ -26,7 +26,7 @@ class StreamHeader:
     fps_num: int
     fps_den: int
     num_frames: int
-    keyframe_codec: int          # id from encoder.keyframe_codec.CODEC_IDS
+    keyframe_codec: int          # id from codec.keyframe_formats.CODEC_IDS
     flags: int                   # reserved, 0
     model_set_hash: bytes        # first 16 bytes of sha256(manifest.json) of the model set
     noise_seed: int              # seeds the decoder's diffusion noise (u32)

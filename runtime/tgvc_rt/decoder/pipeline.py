@@ -1,6 +1,6 @@
 """The decoder: .tgv -> frames, one keyframe group at a time (streaming, bounded memory).
 
-read .tgv -> per group: decode its two keyframes and its tracks
+parsed .tgv -> per group: decode its two keyframes and its tracks
           -> interpolation: "interp" (the model set's IFNet steered by the tracks) or "warp" (classical)
           -> (mode "diffusion") guided latent diffusion refinement -> emit frames in order
 """
@@ -13,10 +13,10 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..bitstream import Bitstream, read_bitstream
-from ..encoder.keyframe_formats import KeyframeReader
-from ..encoder.trajectories import decode_tracks
+from ..codec.keyframe_formats import KeyframeReader
+from ..codec.trajectories import decode_tracks
 from ..errors import BitstreamError, ModelSetError, OptionError
-from ..types import Tracks, VideoMeta
+from ..types import Tracks
 from .interpolate import InterpOptions
 from .interpolate import interpolate_group as interp_group
 from .warp import WarpOptions
@@ -47,11 +47,6 @@ class DecodeStats:
 
     def add(self, stage: str, dt: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
-
-
-def stream_meta(bs: Bitstream) -> VideoMeta:
-    h = bs.header
-    return VideoMeta(h.width, h.height, h.fps_num, h.fps_den)
 
 
 def _open_model_set(bs: Bitstream, options: DecodeOptions):
@@ -89,13 +84,22 @@ def _open_diffusion(bs: Bitstream, models, options: DecodeOptions) -> Callable:
     return run
 
 
-def iter_decoded_frames(data: bytes, options: DecodeOptions = DecodeOptions(),
+def iter_decoded_frames(stream: bytes | Bitstream, options: DecodeOptions = DecodeOptions(),
                         stats: DecodeStats | None = None) -> Iterator[np.ndarray]:
-    """Yield decoded RGB frames in display order."""
+    """Yield decoded RGB frames in display order. ``stream``: a .tgv stream's bytes, or the stream
+    already parsed (``read_bitstream(data, tolerate_damaged_groups=options.conceal)``), which is not
+    parsed again."""
     if options.mode not in MODES:
         raise OptionError(f"--mode {options.mode!r}: choose one of {', '.join(MODES)}")
     stats = stats if stats is not None else DecodeStats()
-    bs = read_bitstream(data, tolerate_damaged_groups=options.conceal)
+    if isinstance(stream, Bitstream):
+        bs = stream
+        if bs.damaged_groups and not options.conceal:  # as the strict read of the bytes would have failed
+            g, why = min(bs.damaged_groups.items())
+            group = bs.groups[g]
+            raise BitstreamError(f"corrupt .tgv stream: group {g} (frames {group.start}..{group.end}): {why}")
+    else:
+        bs = read_bitstream(stream, tolerate_damaged_groups=options.conceal)
     h = bs.header
     reader = KeyframeReader(h.keyframe_codec, h.width, h.height)
     t0 = time.perf_counter()
@@ -157,17 +161,3 @@ def _group_tracks(bs: Bitstream, g: int, conceal: bool, stats: DecodeStats) -> T
                             "concealed_frames": list(range(group.start + 1, group.end)),
                             "method": f"interpolated from keyframes {group.start} and {group.end} without tracks"})
     return Tracks.empty(num)
-
-
-def read_stream_file(path) -> bytes:
-    from pathlib import Path
-
-    from ..errors import InputError
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    size = path.stat().st_size
-    if size > (1 << 31):
-        raise InputError(f"{path}: {size} bytes is too large for a .tgv stream")
-    return path.read_bytes()

@@ -10,17 +10,19 @@ import time
 from dataclasses import dataclass, field, replace
 
 from ..bitstream import Bitstream, GroupPayload, StreamHeader, write_bitstream
+from ..codec import keyframe_formats
+from ..codec.trajectories import TrajectoryCodingOptions, encode_tracks
 from ..errors import ModelSetError
 from ..models import default_model_set_hash
 from ..progress import Advance, _noop
 from ..types import GroupSpan, Tracks, Video, groups_from_keyframes
-from . import keyframe_formats, ratecontrol
+from . import ratecontrol
+from .keyframe_rate import encode_keyframes
 from .interp_probe import InterpolatorProbe, ProbeOptions, check_effort, prune_predicted
 from .keyframe_trial import choose_keyframes
 from .keyframes import KeyframeOptions, plan_keyframes
 from .selection import SelectionOptions, limit_tracks, select_tracks
 from .tracking import TrackingOptions, track_group
-from .trajectories import TrajectoryCodingOptions, encode_tracks
 
 
 @dataclass
@@ -30,7 +32,7 @@ class EncodeOptions:
     tracking: TrackingOptions = field(default_factory=TrackingOptions)
     selection: SelectionOptions = field(default_factory=SelectionOptions)
     trajectories: TrajectoryCodingOptions = field(default_factory=TrajectoryCodingOptions)
-    keyframe_codec: str = keyframe_formats.DEFAULT_CODEC   # see encoder/keyframe_formats.py
+    keyframe_codec: str = keyframe_formats.DEFAULT_CODEC   # see codec/keyframe_formats.py
     seed: int | None = None          # decoder noise seed in the header (content_seed when None)
     model_set_hash: bytes = field(default_factory=default_model_set_hash)  # names the decoder's model set
     effort: int = 1                  # 0: no model in the loop; 1: keyframe plans tried with the decoder's
@@ -161,8 +163,7 @@ def encode_video(video: Video, options: EncodeOptions, advance: Advance = _noop)
     seconds["code_tracks"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    coded_keyframes = keyframe_formats.encode_keyframes(video.frames, keyframes, content - track_bytes,
-                                                        options.keyframe_codec)
+    coded_keyframes = encode_keyframes(video.frames, keyframes, content - track_bytes, options.keyframe_codec)
     seconds["code_keyframes"] = time.perf_counter() - t0
     advance(1)
 

@@ -86,53 +86,60 @@ def _inside(xy: np.ndarray, width: int, height: int, border: float) -> np.ndarra
     return (x >= border) & (x <= width - 1 - border) & (y >= border) & (y <= height - 1 - border)
 
 
-def chain_dis(gray: np.ndarray, fwd: np.ndarray, bwd: np.ndarray, start: np.ndarray,
-              options: TrackingOptions) -> tuple[np.ndarray, np.ndarray]:
-    """Chain points ``start`` [N, 2] through luma clip ``gray`` [F, H, W] with its flow stacks
-    (see :func:`dis_flows`), refining each step with LK if ``options.dis_refine_window`` > 0.
-    Returns xy float32 [N, F, 2] and vis bool [N, F]."""
-    f, height, width = gray.shape
+def _chain(start: np.ndarray, num_frames: int, size: tuple[int, int], options: TrackingOptions,
+           step: Callable[[int, np.ndarray], tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """Chain points ``start`` [N, 2] through ``num_frames`` frames of ``size`` (width, height).
+    ``step(t, p)`` moves the points ``p`` from frame t to t+1 and returns ``(q, fb, patch_err, ok)``:
+    the new positions, the forward-backward error (px), the patch error and whether the step found the
+    point. A point is visible while every step so far found it within ``fb_threshold`` and
+    ``patch_threshold`` and it lies inside the frame. Returns xy float32 [N, F, 2] and vis bool [N, F]."""
+    width, height = size
     n = start.shape[0]
-    xy = np.empty((n, f, 2), np.float32)
-    vis = np.empty((n, f), bool)
+    xy = np.empty((n, num_frames, 2), np.float32)
+    vis = np.empty((n, num_frames), bool)
     p = start.astype(np.float32)
     alive = _inside(p, width, height, options.border)
     xy[:, 0], vis[:, 0] = p, alive
-    for t in range(f - 1):
-        q = p + bilinear_sample(fwd[t], p)
-        back = q + bilinear_sample(bwd[t], q)
-        patch_err = np.zeros(n, np.float32)
-        if options.dis_refine_window > 0:  # refine both ways so the check compares like with like
-            guess = q
-            q, patch_err = lk_refine(gray[t], gray[t + 1], p, q, options.dis_refine_window)
-            back, _ = lk_refine(gray[t + 1], gray[t], q, back + (q - guess),
-                                options.dis_refine_window)
-        fb = np.linalg.norm(back - p, axis=1)
-        alive = alive & (fb <= options.fb_threshold) & (patch_err <= options.patch_threshold) \
-            & _inside(q, width, height, options.border)
-        xy[:, t + 1], vis[:, t + 1] = q, alive
-        p = q
-    return xy, vis
-
-
-def chain_lk(gray: np.ndarray, start: np.ndarray, options: TrackingOptions
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Chain points ``start`` [N, 2] through luma clip ``gray`` [F, H, W] with pyramidal LK."""
-    f, height, width = gray.shape
-    n = start.shape[0]
-    xy = np.empty((n, f, 2), np.float32)
-    vis = np.empty((n, f), bool)
-    p = start.astype(np.float32)
-    alive = _inside(p, width, height, options.border)
-    xy[:, 0], vis[:, 0] = p, alive
-    for t in range(f - 1):
-        q, fb, ok, patch_err = lk_step(gray[t], gray[t + 1], p, options.lk_window, options.lk_levels)
-        q = np.where(ok[:, None], q, p)  # a failed point stays put (and is invisible from now on)
+    for t in range(num_frames - 1):
+        q, fb, patch_err, ok = step(t, p)
         alive = alive & ok & (fb <= options.fb_threshold) & (patch_err <= options.patch_threshold) \
             & _inside(q, width, height, options.border)
         xy[:, t + 1], vis[:, t + 1] = q, alive
         p = q
     return xy, vis
+
+
+def chain_dis(gray: np.ndarray, fwd: np.ndarray, bwd: np.ndarray, start: np.ndarray,
+              options: TrackingOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Chain points ``start`` [N, 2] through luma clip ``gray`` [F, H, W] with its flow stacks
+    (see :func:`dis_flows`), refining each step with LK if ``options.dis_refine_window`` > 0.
+    Returns xy float32 [N, F, 2] and vis bool [N, F]."""
+
+    def step(t: int, p: np.ndarray) -> tuple:
+        q = p + bilinear_sample(fwd[t], p)
+        back = q + bilinear_sample(bwd[t], q)
+        patch_err = np.zeros(p.shape[0], np.float32)
+        if options.dis_refine_window > 0:  # refine both ways so the check compares like with like
+            guess = q
+            q, patch_err = lk_refine(gray[t], gray[t + 1], p, q, options.dis_refine_window)
+            back, _ = lk_refine(gray[t + 1], gray[t], q, back + (q - guess),
+                                options.dis_refine_window)
+        return q, np.linalg.norm(back - p, axis=1), patch_err, True
+
+    f, height, width = gray.shape
+    return _chain(start, f, (width, height), options, step)
+
+
+def chain_lk(gray: np.ndarray, start: np.ndarray, options: TrackingOptions
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Chain points ``start`` [N, 2] through luma clip ``gray`` [F, H, W] with pyramidal LK."""
+
+    def step(t: int, p: np.ndarray) -> tuple:
+        q, fb, ok, patch_err = lk_step(gray[t], gray[t + 1], p, options.lk_window, options.lk_levels)
+        return np.where(ok[:, None], q, p), fb, patch_err, ok  # a failed point stays put (invisible from now on)
+
+    f, height, width = gray.shape
+    return _chain(start, f, (width, height), options, step)
 
 
 def _uncovered(queries: np.ndarray, ends: np.ndarray, size: tuple[int, int], step: int) -> np.ndarray:

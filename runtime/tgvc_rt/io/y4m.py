@@ -1,8 +1,13 @@
-"""YUV4MPEG2 (.y4m) reading and writing.
+"""YUV4MPEG2 (.y4m) reading and writing: the project's one y4m reader and writer.
 
 Reads 8-bit 4:2:0 (any variant: 420, 420jpeg, 420mpeg2, 420paldv), 4:2:2, 4:4:4 and mono of any size;
 10-bit and other layouts are refused with a clear error. Writes 8-bit 4:2:0. Frames are converted
-to/from RGB with OpenCV's BT.601 limited-range I420 conversion (see tgvc_rt.types).
+to/from RGB with OpenCV's BT.601 limited-range I420 conversion (see tgvc_rt.types):
+:func:`iter_y4m` (RGB frames, streaming, from a file or a pipe) and :class:`Y4mWriter`.
+The metrics read a 4:2:0 file's own planes instead (:func:`read_y4m_planes`, no RGB round trip).
+
+One exception: ``metrics/cvvdp_worker.py`` also runs as a script under a Python that may have neither
+tgvc_rt nor OpenCV, so it walks the frames of files this module has already checked by itself.
 """
 from __future__ import annotations
 
@@ -75,16 +80,42 @@ def read_header(f: BinaryIO, path: Path | str) -> Y4mHeader:
     return _parse_header(line[:-1], path)
 
 
-def _to_rgb(raw: np.ndarray, hdr: Y4mHeader) -> np.ndarray:
+def _open(path: str | os.PathLike) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def read_y4m_header(path: str | os.PathLike) -> Y4mHeader:
+    """The header of the y4m file ``path`` (InputError if it cannot be read or is not a y4m file)."""
+    with _open(path) as f:
+        return read_header(f, path)
+
+
+def check_420(hdr: Y4mHeader, path: Path | str) -> None:
+    """InputError unless the file is 8-bit 4:2:0 (any 420 variant)."""
+    if _CHROMA[hdr.chroma] != (2, 2):
+        raise InputError(f"{path}: y4m colour space C{hdr.chroma} is not 8-bit 4:2:0")
+
+
+def _planes(raw: np.ndarray, hdr: Y4mHeader) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(Y, U, V) views of one frame's bytes; U and V are None for mono."""
     w, h = hdr.meta.width, hdr.meta.height
     y = raw[: w * h].reshape(h, w)
     sx, sy = _CHROMA[hdr.chroma]
     if sx == 0:
+        return y, None, None
+    cw, ch = -(-w // sx), -(-h // sy)
+    return y, raw[w * h: w * h + cw * ch].reshape(ch, cw), raw[w * h + cw * ch:].reshape(ch, cw)
+
+
+def _to_rgb(raw: np.ndarray, hdr: Y4mHeader) -> np.ndarray:
+    w, h = hdr.meta.width, hdr.meta.height
+    y, u, v = _planes(raw, hdr)
+    sx, sy = _CHROMA[hdr.chroma]
+    if u is None:
         u = v = np.full((h, w), 128, np.uint8)
-    else:
-        cw, ch = -(-w // sx), -(-h // sy)
-        u = raw[w * h: w * h + cw * ch].reshape(ch, cw)
-        v = raw[w * h + cw * ch:].reshape(ch, cw)
     if sx == 2 and sy == 2 and w % 2 == 0 and h % 2 == 0:
         return cv2.cvtColor(np.concatenate([y, u.reshape(-1, w), v.reshape(-1, w)]).reshape(h * 3 // 2, w),
                             cv2.COLOR_YUV2RGB_I420)
@@ -136,9 +167,9 @@ def _read_exact(f: BinaryIO, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _iter_frames(f: BinaryIO, name: Path | str, max_frames: int | None) -> Iterator[tuple[Y4mHeader, np.ndarray]]:
-    """The header, then frames read strictly in order (never seeks, so ``f`` may be a pipe)."""
-    hdr = read_header(f, name)
+def _iter_raw(f: BinaryIO, hdr: Y4mHeader, name: Path | str, max_frames: int | None) -> Iterator[np.ndarray]:
+    """The raw bytes of each frame after the header, read strictly in order (never seeks, so ``f`` may be
+    a pipe)."""
     n = 0
     while max_frames is None or n < max_frames:
         line = f.readline(HEADER_MAX)
@@ -149,8 +180,15 @@ def _iter_frames(f: BinaryIO, name: Path | str, max_frames: int | None) -> Itera
         raw = _read_exact(f, hdr.frame_size)
         if len(raw) < hdr.frame_size:
             raise InputError(f"{name}: truncated y4m (frame {n} is incomplete)")
-        yield hdr, _to_rgb(np.frombuffer(raw, np.uint8), hdr)
+        yield np.frombuffer(raw, np.uint8)
         n += 1
+
+
+def _iter_frames(f: BinaryIO, name: Path | str, max_frames: int | None) -> Iterator[tuple[Y4mHeader, np.ndarray]]:
+    """The header, then RGB frames read strictly in order."""
+    hdr = read_header(f, name)
+    for raw in _iter_raw(f, hdr, name, max_frames):
+        yield hdr, _to_rgb(raw, hdr)
 
 
 def iter_y4m(source: str | os.PathLike | BinaryIO, max_frames: int | None = None
@@ -165,6 +203,50 @@ def iter_y4m(source: str | os.PathLike | BinaryIO, max_frames: int | None = None
         yield from _iter_frames(source, getattr(source, "name", "<stream>"), max_frames)
 
 
+@dataclass
+class YuvClip:
+    """Raw 8-bit 4:2:0 planes of a y4m file."""
+
+    y: np.ndarray  # uint8 [N, H, W]
+    u: np.ndarray  # uint8 [N, ceil(H/2), ceil(W/2)]
+    v: np.ndarray  # uint8 [N, ceil(H/2), ceil(W/2)]
+    fps_num: int
+    fps_den: int
+
+    @property
+    def fps(self) -> float:
+        return self.fps_num / self.fps_den
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return int(self.y.shape[2]), int(self.y.shape[1])
+
+
+def read_y4m_planes(path: str | os.PathLike, max_frames: int | None = None) -> YuvClip:
+    """The planes of an 8-bit 4:2:0 y4m file (any 420 variant), first ``max_frames`` frames; InputError if
+    it is missing, malformed, not 4:2:0 or has no frames."""
+    with _open(path) as f:
+        hdr = read_header(f, path)
+        check_420(hdr, path)
+        planes = [_planes(raw, hdr) for raw in _iter_raw(f, hdr, path, max_frames)]
+    if not planes:
+        raise InputError(f"{path}: y4m file has no frames")
+    y, u, v = (np.stack(p) for p in zip(*planes))
+    return YuvClip(y, u, v, hdr.meta.fps_num, hdr.meta.fps_den)
+
+
+def write_frame(f: BinaryIO, planes) -> None:
+    """One frame: the FRAME marker, then the planes (Y, U, V as the file's header lays them out)."""
+    f.write(b"FRAME\n")
+    for plane in planes:
+        f.write(np.ascontiguousarray(plane).tobytes())
+
+
 class Y4mWriter:
     """Streams RGB frames into an 8-bit 4:2:0 y4m file object."""
 
@@ -174,7 +256,4 @@ class Y4mWriter:
                 f"Ip A1:1 C420jpeg\n".encode())
 
     def write(self, frame: np.ndarray) -> None:
-        y, u, v = rgb_to_i420(frame)
-        self.f.write(b"FRAME\n")
-        for plane in (y, u, v):
-            self.f.write(np.ascontiguousarray(plane).tobytes())
+        write_frame(self.f, rgb_to_i420(frame))

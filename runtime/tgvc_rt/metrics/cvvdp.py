@@ -3,7 +3,8 @@
 Support, in order:
 1. ``pycvvdp`` importable here (``pip install tgvc-rt[eval]``): run in process.
 2. env var ``TGVC_CVVDP_PYTHON`` names a Python that has pycvvdp (e.g. a separate venv whose torch
-   differs from this one): run ``cvvdp_worker.py`` there as a plain script and parse its JSON line.
+   differs from this one): check both files' headers here, run ``cvvdp_worker.py`` there as a plain
+   script and parse its JSON line.
 3. neither: return ``{"cvvdp_jod": None, "cvvdp_note": "..."}`` (skipped, not an error).
 """
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..io.y4m import check_420, read_y4m_header, read_y4m_planes
+from ..types import VideoMeta
 from . import cvvdp_worker
 
 ENV_PYTHON = "TGVC_CVVDP_PYTHON"
@@ -40,11 +43,9 @@ def cvvdp_jod(ref_path: str, test_path: str, fps: float | None = None,
     """JOD of test against ref (y4m files). Keys: cvvdp_jod (None if unavailable), cvvdp_s, cvvdp_how
     ("in-process" / helper path) and cvvdp_note when skipped."""
     if cvvdp_in_process():
-        try:
-            ref, test = cvvdp_worker.read_y4m_planes(ref_path), cvvdp_worker.read_y4m_planes(test_path)
-        except cvvdp_worker.Y4mReadError as exc:
-            raise InputError(str(exc)) from None
-        out = cvvdp_worker.run_cvvdp(cvvdp_worker.yuv420_to_rgb(ref), cvvdp_worker.yuv420_to_rgb(test),
+        ref, test = read_y4m_planes(ref_path), read_y4m_planes(test_path)
+        out = cvvdp_worker.run_cvvdp(cvvdp_worker.yuv420_to_rgb(ref.y, ref.u, ref.v),
+                                     cvvdp_worker.yuv420_to_rgb(test.y, test.u, test.v),
                                      fps or ref.fps, opts.display, opts.threads)
         return {"cvvdp_jod": out["jod"], "cvvdp_s": out["seconds"], "cvvdp_how": "in-process",
                 "cvvdp_display": opts.display}
@@ -53,9 +54,9 @@ def cvvdp_jod(ref_path: str, test_path: str, fps: float | None = None,
         return {"cvvdp_jod": None, "cvvdp_note": f"skipped: pycvvdp not importable and ${ENV_PYTHON} unset"}
     if not Path(python).exists():
         return {"cvvdp_jod": None, "cvvdp_note": f"skipped: ${ENV_PYTHON}={python} does not exist"}
-    # fps 0 tells the worker to take the frame rate from the reference file's header
-    cmd = [python, cvvdp_worker.__file__, str(ref_path), str(test_path), repr(float(fps or 0)), opts.display,
-           str(opts.threads)]
+    meta = _checked_meta(ref_path, test_path)  # the worker trusts what is checked here
+    cmd = [python, cvvdp_worker.__file__, str(ref_path), str(test_path), str(meta.width), str(meta.height),
+           repr(float(fps or meta.fps)), opts.display, str(opts.threads)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=opts.timeout_s,
                               env={**os.environ, "PYTHONWARNINGS": "ignore",
@@ -68,6 +69,17 @@ def cvvdp_jod(ref_path: str, test_path: str, fps: float | None = None,
         return {"cvvdp_jod": None, "cvvdp_note": f"failed: {res['error']}"}
     return {"cvvdp_jod": res["jod"], "cvvdp_s": res["seconds"], "cvvdp_how": python,
             "cvvdp_display": res.get("display", opts.display)}
+
+
+def _checked_meta(ref_path: str, test_path: str) -> VideoMeta:
+    """The reference's size and rate; InputError unless both files are 8-bit 4:2:0 y4m of one size."""
+    ref, test = read_y4m_header(ref_path), read_y4m_header(test_path)
+    check_420(ref, ref_path)
+    check_420(test, test_path)
+    if (ref.meta.width, ref.meta.height) != (test.meta.width, test.meta.height):
+        raise InputError(f"{test_path} is {test.meta.width}x{test.meta.height} but reference {ref_path} is "
+                         f"{ref.meta.width}x{ref.meta.height}")
+    return ref.meta
 
 
 if __name__ == "__main__":  # pragma: no cover - debugging aid

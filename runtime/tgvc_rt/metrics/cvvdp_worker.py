@@ -1,116 +1,58 @@
-"""ColorVideoVDP in a separate Python, plus the NumPy-only y4m plane reader the metrics share.
+"""ColorVideoVDP in a separate Python: the JOD of two decoded clips, and their BT.601 RGB conversion.
 
 This file imports nothing but the standard library and NumPy at module level, so it can run as a
-plain script under another interpreter (one that has ``pycvvdp`` + torch but not tgvc_rt's deps):
+plain script under another interpreter (one that has ``pycvvdp`` + torch but maybe neither tgvc_rt nor
+OpenCV); ``metrics.cvvdp`` runs it so, after checking both files' headers with the project's y4m reader
+(``tgvc_rt.io.y4m``: 8-bit 4:2:0, one size), and passes the size and frame rate:
 
-    python /path/to/tgvc_rt/metrics/cvvdp_worker.py REF.y4m TEST.y4m [FPS] [DISPLAY] [THREADS]
+    python .../tgvc_rt/metrics/cvvdp_worker.py REF.y4m TEST.y4m WIDTH HEIGHT FPS [DISPLAY] [THREADS]
 
-(FPS 0 or absent: the reference header's rate) prints one JSON object on stdout: ``{"jod": float, "seconds": float, "frames": int, "display": str}``
-or ``{"error": "..."}`` (exit status 1).
-
-``read_y4m_planes`` is also used in-process by tgvc_rt.metrics: the metrics are measured on the
-file's own Y/U/V planes (no RGB round trip).
+It prints one JSON object on stdout: ``{"jod": float, "seconds": float, "frames": int, "display": str}``
+or ``{"error": "..."}`` (exit status 1). In process, ``metrics.cvvdp`` reads the planes with
+``tgvc_rt.io.y4m.read_y4m_planes`` and uses :func:`yuv420_to_rgb` and :func:`run_cvvdp` from here.
 """
 from __future__ import annotations
 
 import json
 import sys
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
-_HEADER_MAX = 4096
-_MAX_DIM = 16384
+
+def read_planes(path: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Y [N, H, W], U and V [N, ceil(H/2), ceil(W/2)] planes of an 8-bit 4:2:0 y4m file of ``width`` x
+    ``height`` whose header the caller has checked with ``tgvc_rt.io.y4m``.
+
+    Not a y4m reader: this script may run where tgvc_rt cannot be imported, so it keeps the least it
+    needs, skipping the header and each FRAME line; a frame that is cut short or not where the size
+    puts it is a ValueError.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    cw, ch = -(-width // 2), -(-height // 2)
+    luma, chroma = width * height, cw * ch
+    frames, pos = [], data.index(b"\n") + 1
+    while pos < len(data):
+        start = data.find(b"\n", pos) + 1
+        if not data.startswith(b"FRAME", pos) or not 0 < start <= len(data) - luma - 2 * chroma:
+            raise ValueError(f"{path}: frame {len(frames)} is missing or incomplete")
+        frames.append(np.frombuffer(data, np.uint8, luma + 2 * chroma, start))
+        pos = start + luma + 2 * chroma
+    raw = np.stack(frames)
+    return (raw[:, :luma].reshape(-1, height, width), raw[:, luma:luma + chroma].reshape(-1, ch, cw),
+            raw[:, luma + chroma:].reshape(-1, ch, cw))
 
 
-class Y4mReadError(ValueError):
-    """The y4m file is missing, malformed or not 8-bit 4:2:0 (mapped to InputError by callers)."""
-
-
-@dataclass
-class YuvClip:
-    """Raw 8-bit 4:2:0 planes of a y4m file."""
-
-    y: np.ndarray  # uint8 [N, H, W]
-    u: np.ndarray  # uint8 [N, ceil(H/2), ceil(W/2)]
-    v: np.ndarray  # uint8 [N, ceil(H/2), ceil(W/2)]
-    fps_num: int
-    fps_den: int
-
-    @property
-    def fps(self) -> float:
-        return self.fps_num / self.fps_den
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.y.shape[0])
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """(width, height)."""
-        return int(self.y.shape[2]), int(self.y.shape[1])
-
-
-def read_y4m_planes(path: str, max_frames: int | None = None) -> YuvClip:
-    """Read an 8-bit 4:2:0 y4m file (any 420 variant) into planes; raises Y4mReadError."""
-    try:
-        data = open(path, "rb").read()
-    except OSError as exc:
-        raise Y4mReadError(f"{path}: cannot read ({exc.strerror})") from None
-    nl = data.find(b"\n", 0, _HEADER_MAX)
-    if not data.startswith(b"YUV4MPEG2") or nl < 0:
-        raise Y4mReadError(f"{path}: not a YUV4MPEG2 (.y4m) file")
-    w = h = None
-    fps_num, fps_den, chroma = 30, 1, "420"
-    for tok in data[9:nl].split():
-        key, val = chr(tok[0]), tok[1:].decode("ascii", "replace")
-        try:
-            if key == "W":
-                w = int(val)
-            elif key == "H":
-                h = int(val)
-            elif key == "F":
-                fps_num, fps_den = (int(x) for x in val.split(":"))
-            elif key == "C":
-                chroma = val
-        except ValueError:
-            raise Y4mReadError(f"{path}: malformed y4m header field {tok!r}") from None
-    if w is None or h is None or not (0 < w <= _MAX_DIM and 0 < h <= _MAX_DIM):
-        raise Y4mReadError(f"{path}: y4m header has a missing or absurd frame size")
-    if not chroma.startswith("420") or chroma.startswith("420p1"):
-        raise Y4mReadError(f"{path}: y4m colour space C{chroma} is not 8-bit 4:2:0")
-    if fps_num <= 0 or fps_den <= 0:
-        fps_num, fps_den = 30, 1
-    cw, ch = -(-w // 2), -(-h // 2)
-    plane = w * h + 2 * cw * ch
-    # Frame headers are normally bare "FRAME\n"; parse generally but fast-path the common case.
-    ys, us, vs = [], [], []
-    pos = nl + 1
-    while pos < len(data) and (max_frames is None or len(ys) < max_frames):
-        end = data.find(b"\n", pos, pos + _HEADER_MAX)
-        if not data.startswith(b"FRAME", pos) or end < 0:
-            raise Y4mReadError(f"{path}: corrupt y4m (frame {len(ys)} has no FRAME marker)")
-        start = end + 1
-        if start + plane > len(data):
-            raise Y4mReadError(f"{path}: truncated y4m (frame {len(ys)} is incomplete)")
-        raw = np.frombuffer(data, np.uint8, plane, start)
-        ys.append(raw[: w * h].reshape(h, w))
-        us.append(raw[w * h: w * h + cw * ch].reshape(ch, cw))
-        vs.append(raw[w * h + cw * ch:].reshape(ch, cw))
-        pos = start + plane
-    if not ys:
-        raise Y4mReadError(f"{path}: y4m file has no frames")
-    return YuvClip(np.stack(ys), np.stack(us), np.stack(vs), fps_num, fps_den)
-
-
-def yuv420_to_rgb(clip: YuvClip) -> np.ndarray:
-    """BT.601 limited-range planes -> uint8 RGB [N, H, W, 3] (nearest chroma upsampling, the
-    coefficients of OpenCV's I420 conversion, see tgvc_rt.types)."""
-    n, h, w = clip.y.shape
-    u = np.repeat(np.repeat(clip.u, 2, axis=1), 2, axis=2)[:, :h, :w].astype(np.float32) - 128.0
-    v = np.repeat(np.repeat(clip.v, 2, axis=1), 2, axis=2)[:, :h, :w].astype(np.float32) - 128.0
-    y = (clip.y.astype(np.float32) - 16.0) * 1.164
+def yuv420_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """BT.601 limited-range 4:2:0 planes (as :func:`read_planes` gives) -> uint8 RGB [N, H, W, 3] (nearest
+    chroma upsampling, the coefficients of OpenCV's I420 conversion, see tgvc_rt.types). The arithmetic
+    is that of ``tgvc_rt.io.y4m``'s 4:4:4 conversion, written again here for the script's sake
+    (tests/test_metrics.py checks that they agree)."""
+    n, h, w = y.shape
+    u = np.repeat(np.repeat(u, 2, axis=1), 2, axis=2)[:, :h, :w].astype(np.float32) - 128.0
+    v = np.repeat(np.repeat(v, 2, axis=1), 2, axis=2)[:, :h, :w].astype(np.float32) - 128.0
+    y = (y.astype(np.float32) - 16.0) * 1.164
     rgb = np.stack([y + 1.596 * v, y - 0.391 * u - 0.813 * v, y + 2.018 * u], axis=-1)
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
@@ -135,17 +77,17 @@ def run_cvvdp(ref_rgb: np.ndarray, test_rgb: np.ndarray, fps: float,
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 2:
-        print(json.dumps({"error": "usage: cvvdp_worker.py REF.y4m TEST.y4m [FPS] [DISPLAY] [THREADS]"}))
+    if len(argv) < 5:
+        print(json.dumps({"error": "usage: cvvdp_worker.py REF.y4m TEST.y4m WIDTH HEIGHT FPS [DISPLAY] [THREADS]"}))
         return 2
     try:
-        ref, test = read_y4m_planes(argv[0]), read_y4m_planes(argv[1])
-        fps = float(argv[2]) if len(argv) > 2 and float(argv[2]) > 0 else ref.fps
-        display = argv[3] if len(argv) > 3 else "standard_4k"
-        threads = int(argv[4]) if len(argv) > 4 else 1
-        if ref.y.shape != test.y.shape:
-            raise Y4mReadError(f"size/frame count differ: ref {ref.y.shape}, test {test.y.shape}")
-        out = run_cvvdp(yuv420_to_rgb(ref), yuv420_to_rgb(test), fps, display, threads)
+        width, height, fps = int(argv[2]), int(argv[3]), float(argv[4])
+        display = argv[5] if len(argv) > 5 else "standard_4k"
+        threads = int(argv[6]) if len(argv) > 6 else 1
+        ref, test = read_planes(argv[0], width, height), read_planes(argv[1], width, height)
+        if len(ref[0]) != len(test[0]):
+            raise ValueError(f"frame counts differ: ref {len(ref[0])}, test {len(test[0])}")
+        out = run_cvvdp(yuv420_to_rgb(*ref), yuv420_to_rgb(*test), fps, display, threads)
     except Exception as exc:  # reported to the parent as JSON, one line
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
         return 1

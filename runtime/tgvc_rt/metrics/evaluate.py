@@ -11,20 +11,13 @@ import time
 import numpy as np
 
 from ..errors import InputError, OptionError
+from ..io.y4m import YuvClip, read_y4m_planes
 from .cvvdp import CvvdpOptions, cvvdp_jod
-from .cvvdp_worker import Y4mReadError, YuvClip, read_y4m_planes
 from .msssim import MsssimOptions, ms_ssim, scales_that_fit
 from .psnr import PsnrOptions, psnr_per_frame, psnr_yuv_per_frame
 from .vmaf import VmafOptions, vmaf
 
 ALL_METRICS = ("psnr", "msssim", "vmaf", "cvvdp")
-
-
-def _read(path: str) -> YuvClip:
-    try:
-        return read_y4m_planes(str(path))
-    except Y4mReadError as exc:
-        raise InputError(str(exc)) from None
 
 
 def check_same_geometry(ref: YuvClip, test: YuvClip, ref_path: str, test_path: str) -> None:
@@ -57,7 +50,7 @@ def evaluate(ref_path: str, test_path: str, tgv_path: str | None = None,
     unknown = [m for m in metrics if m not in ALL_METRICS]
     if unknown:
         raise OptionError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(ALL_METRICS)}")
-    ref, test = _read(ref_path), _read(test_path)
+    ref, test = read_y4m_planes(ref_path), read_y4m_planes(test_path)
     check_same_geometry(ref, test, ref_path, test_path)
     w, h = ref.size
     out: dict = {"ref": str(ref_path), "test": str(test_path), "width": w, "height": h,

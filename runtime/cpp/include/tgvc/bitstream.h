@@ -42,7 +42,7 @@ struct KeyframeSection {
 
 struct GroupSection {
     uint32_t start = 0, end = 0;
-    Span payload;  // trajectory payload (encoder/trajectories.py)
+    Span payload;  // trajectory payload (codec/trajectories.py)
 };
 
 struct Stream {

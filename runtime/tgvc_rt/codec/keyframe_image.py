@@ -9,7 +9,7 @@ Payload layout (the container's keyframe section carries ``len(payload)`` and th
     byte 0: bits 0-3 scale level (index into SCALES), bit 4 "AV1 sequence header included",
             bits 5-6 AV1 header variant (when not included), bit 7 reserved (0)
     rest:   the codec's own stream. AV1: low-overhead OBUs without temporal delimiter and
-            normally without sequence header (rebuilt from the size, see keyframe_av1_obu.py).
+            normally without sequence header (rebuilt from the size, see av1_obu.py).
             HEVC: Annex-B NAL units (VPS/SPS/PPS + one IDR). AVIF: the .avif file.
 
 Pictures are converted with OpenCV's BT.601 ``COLOR_RGB2YUV_I420`` / ``COLOR_YUV2RGB_I420`` (the
@@ -18,7 +18,8 @@ project's convention); odd sizes are padded (edge replicate) to even and cropped
 Quality knob: ``quality`` is QP-like, larger = coarser, and packs the scale level:
 ``quality = qp + 64 * scale_level`` (see :func:`pack_quality`); plain ``0..63`` means full size.
 
-Used by encoder AND decoder: only numpy, cv2, av and Pillow here.
+:func:`encode_keyframe` codes a picture at a given quality, :func:`decode_keyframe` reads a payload
+back; the encoder's search for the quality that fits a byte budget is ``encoder/keyframe_rate.py``.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-from tgvc_rt.encoder.keyframe_av1_obu import (
+from tgvc_rt.codec.av1_obu import (
     OBU_SEQUENCE_HEADER,
     build_sequence_header,
     split_obus,
@@ -41,7 +42,7 @@ from tgvc_rt.errors import BitstreamError, OptionError
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner to stderr unless told not to
 import av  # noqa: E402  (after SVT_LOG)
 
-from tgvc_rt.encoder.keyframe_stream_codecs import yuv_frame  # noqa: E402
+from tgvc_rt.codec.keyframe_segments import yuv_frame  # noqa: E402
 
 av.logging.set_level(av.logging.PANIC)
 
@@ -61,7 +62,8 @@ MIN_CODED_SIDE = 16  # tiny pictures are padded up to this before coding
 
 @dataclass(frozen=True)
 class KeyframeCodecOptions:
-    """Encoder speed settings (the decoder needs none of these)."""
+    """Encoder settings (the decoder needs none of these): speed, and the rate search's
+    (``search_scales``, ``qp_min``: read by ``encoder/keyframe_rate.py``)."""
 
     av1_preset: int = 6  # SVT-AV1 preset 0 (slow) .. 13 (fast); 6: ~20 ms per CIF picture, ~0.35 s per search
     hevc_preset: str = "fast"  # x265 preset
@@ -91,7 +93,7 @@ def coded_size(width: int, height: int, scale_level: int) -> tuple[int, int]:
     return cw, ch
 
 
-def _check_codec(codec: str) -> None:
+def check_codec(codec: str) -> None:
     if codec not in CODEC_IDS:
         raise OptionError(f"unknown keyframe codec {codec!r} (choose from {', '.join(CODEC_IDS)})")
 
@@ -136,7 +138,7 @@ def _encode_stream(rgb: np.ndarray, qp: int, codec: str, opts: KeyframeCodecOpti
 def encode_keyframe(image: np.ndarray, quality: int, codec: str = DEFAULT_CODEC,
                     options: KeyframeCodecOptions = KeyframeCodecOptions()) -> bytes:
     """Code one RGB uint8 [H, W, 3] picture. ``quality``: QP-like (see :func:`pack_quality`)."""
-    _check_codec(codec)
+    check_codec(codec)
     image = np.ascontiguousarray(image, dtype=np.uint8)
     if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
         raise OptionError(f"keyframe must be uint8 [H, W, 3], got {image.shape}")
@@ -180,7 +182,7 @@ def decode_keyframe(data: bytes, width: int, height: int, codec: str = DEFAULT_C
 
     Deterministic; raises BitstreamError for any malformed or mismatching payload.
     """
-    _check_codec(codec)
+    check_codec(codec)
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
         raise BitstreamError(f"keyframe: size {width}x{height} out of range")
     if not 2 <= len(data) <= MAX_PAYLOAD_BYTES:
@@ -207,59 +209,3 @@ def decode_keyframe(data: bytes, width: int, height: int, codec: str = DEFAULT_C
     if rgb.shape[:2] != (ch, cw):
         raise BitstreamError(f"keyframe: decoded {rgb.shape[1]}x{rgb.shape[0]}, expected {cw}x{ch}")
     return from_coded(rgb, width, height, level)
-
-
-def psnr_y(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR of the BT.601 luma of two RGB uint8 pictures (same size), in dB (99 if identical)."""
-    ya = cv2.cvtColor(a, cv2.COLOR_RGB2YCrCb)[..., 0].astype(np.float32)
-    yb = cv2.cvtColor(b, cv2.COLOR_RGB2YCrCb)[..., 0].astype(np.float32)
-    mse = float(np.mean((ya - yb) ** 2))
-    return 99.0 if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
-
-
-def _fit_qp(image: np.ndarray, level: int, max_bytes: int, codec: str,
-            opts: KeyframeCodecOptions) -> tuple[bytes, int] | None:
-    """Smallest qp (best quality) at ``level`` whose payload fits, or None if even MAX_QP does not."""
-    hi_qp = 51 if codec == "hevc" else MAX_QP
-    best = encode_keyframe(image, pack_quality(hi_qp, level), codec, opts)
-    if len(best) > max_bytes:
-        return None
-    lo, hi, best_qp = opts.qp_min, hi_qp, hi_qp  # invariant: hi fits
-    while lo < hi:
-        mid = (lo + hi) // 2
-        payload = encode_keyframe(image, pack_quality(mid, level), codec, opts)
-        if len(payload) <= max_bytes:
-            hi, best, best_qp = mid, payload, mid
-        else:
-            lo = mid + 1
-    return best, best_qp
-
-
-def encode_keyframe_to_size(image: np.ndarray, max_bytes: int, codec: str = DEFAULT_CODEC,
-                            options: KeyframeCodecOptions = KeyframeCodecOptions()) -> tuple[bytes, int]:
-    """Best-quality payload within ``max_bytes``: returns ``(payload, quality)``.
-
-    For the largest scale levels that fit (``options.search_scales`` of them) a binary search
-    finds the finest qp within budget; among those candidates the one with the best decoded
-    PSNR-Y wins. If nothing fits, the smallest payload (coarsest qp, smallest scale) is returned.
-    """
-    _check_codec(codec)
-    h, w = image.shape[:2]
-    candidates: list[tuple[bytes, int]] = []
-    for level in range(len(SCALES)):
-        if level and coded_size(w, h, level) == coded_size(w, h, level - 1):
-            continue
-        fit = _fit_qp(image, level, max_bytes, codec, options)
-        if fit is not None:
-            candidates.append((fit[0], pack_quality(fit[1], level)))
-            if len(candidates) >= options.search_scales:
-                break
-        elif candidates:
-            break
-    if not candidates:
-        q = pack_quality(51 if codec == "hevc" else MAX_QP, len(SCALES) - 1)
-        return encode_keyframe(image, q, codec, options), q
-    if len(candidates) == 1:
-        return candidates[0]
-    scores = [psnr_y(image, decode_keyframe(p, w, h, codec)) for p, _ in candidates]
-    return candidates[int(np.argmax(scores))]

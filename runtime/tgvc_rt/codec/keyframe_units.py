@@ -1,7 +1,7 @@
 """Access units of the keyframe sequence codecs: strip what the decoder rebuilds, and rebuild it.
 
 Each keyframe of a sequence stream is stored as one *payload*, the coded access unit of that frame
-with the redundant bytes removed (see keyframe_stream.py for the payload layout as a whole):
+with the redundant bytes removed (see keyframe_sequence.py for the payload layout as a whole):
 
 * AV1 (SVT-AV1, low-overhead OBUs): the temporal delimiter is dropped; the sequence header (intra
   payloads only) is dropped when :func:`build_sequence_header` rebuilds it byte-for-byte from the
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from tgvc_rt.encoder.keyframe_av1_obu import (
+from tgvc_rt.codec.av1_obu import (
     OBU_SEQUENCE_HEADER,
     OBU_TEMPORAL_DELIMITER,
     build_sequence_header,
