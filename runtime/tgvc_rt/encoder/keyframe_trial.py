@@ -17,13 +17,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..codec import keyframe_formats
+from ..codec.keyframe_sequence import KeyframeStreamOptions
 from ..types import groups_from_keyframes
-from . import keyframe_formats, keyframe_stream
+from .keyframe_rate import encode_keyframe_sequence, encode_keyframes
 from .interp_probe import InterpolatorProbe
 from .keyframes import KeyframeOptions, plan_keyframes
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-TRIAL_STREAM = keyframe_stream.KeyframeStreamOptions(av1_preset=8, search_scales=1)
+TRIAL_STREAM = KeyframeStreamOptions(av1_preset=8, search_scales=1)
 """Keyframe sequences of the trial are coded fast (SVT-AV1 preset 8, one scale level): about 4x
 faster than the final coding, the same for every candidate."""
 TIE = 0.02
@@ -33,10 +35,9 @@ keyframes decode faster and a near-tie is within the trial's own noise."""
 
 def _code_plan(frames: np.ndarray, keyframes: list[int], budget_bytes: int, codec: str) -> dict[int, bytes]:
     if keyframe_formats.is_sequence(codec):
-        payloads, _info = keyframe_stream.encode_keyframe_sequence([frames[k] for k in keyframes], budget_bytes,
-                                                                   codec, TRIAL_STREAM)
+        payloads, _info = encode_keyframe_sequence([frames[k] for k in keyframes], budget_bytes, codec, TRIAL_STREAM)
         return dict(zip(keyframes, payloads))
-    return keyframe_formats.encode_keyframes(frames, keyframes, budget_bytes, codec)
+    return encode_keyframes(frames, keyframes, budget_bytes, codec)
 
 
 @dataclass(frozen=True)
