@@ -117,6 +117,9 @@ def test_bad_input_is_one_line(args, sample_clip, encoded, tmp_path):
     (("eval", "{y4m}", "{y4m}", "--json", "/nonexistent-dir/r.json"), "output folder"),
     (("bench", "{y4m}", "--mode", "foo"), "--mode"),
     (("bench", "{y4m}", "--json", "/nonexistent-dir/b.json"), "output folder"),
+    (("bench", "{y4m}", "--bpp", "0.005,x"), "--bpp"),
+    (("bench", "{y4m}", "--mode", "warp,interp,foo"), "--mode"),
+    (("bench", "{y4m}", "--threads", "1,0"), "--threads"),
     (("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--models", "/nonexistent", "--mode", "warp"), "model set"),
     (("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--models", "{tmp}", "--mode", "warp"), "model set"),
     (("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--mode", "foo"), "--mode"),
@@ -217,7 +220,11 @@ def test_onnx_tracker_and_bench(tmp_path, sample_clip):
     run("encode", sample_clip, "-o", out, "--frames", "12", "--tracker", "onnx", "-q", check=0)
     assert out.stat().st_size > 0
     text = run("bench", sample_clip, "--frames", "8", "--repeat", "1", "--json", tmp_path / "b.json", check=0).stdout
-    assert "encode" in text and "decode" in text and (tmp_path / "b.json").is_file()
+    assert "encode" in text and "decode" in text
+    from tgvc_rt.benchrecord import load_result
+
+    result = load_result(tmp_path / "b.json")
+    assert result["command"].startswith("tgvc-rt bench ") and len(result["records"]) == 1
 
 
 def test_encode_defaults_match_the_api():
