@@ -117,3 +117,28 @@ def test_git_commit(tmp_path):
     assert benchrecord.git_commit(tmp_path) is None
     commit = benchrecord.git_commit()
     assert commit is None or len(commit.split("-")[0]) >= 7
+
+
+def test_harness_record_save_and_plot(tmp_path, monkeypatch):
+    """benchmarks/harness.py: a script's result in the schema, and its per-stage plot (needs matplotlib,
+    the `bench` extra)."""
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import harness
+
+    monkeypatch.setattr(sys, "argv", [str(Path(harness.__file__)), "--runs", "2"])
+    result = harness.script_result("unit", {"clip": "x"})
+    assert result["command"] == "python benchmarks/harness.py --runs 2"
+    stages = {"decode": [1.0, 1.2], "decode.tracks": [0.1]}
+    result["records"] += [harness.record({"mode": "warp", "threads": None}, stages, bytes=3),
+                          harness.record({"mode": "interp", "threads": 2}, {"decode": [2.0]})]
+    path = tmp_path / "r.json"
+    harness.save(path, result)
+    assert harness.load_result(path)["records"][0]["stages"]["decode"]["mean_s"] == pytest.approx(1.1)
+    pytest.importorskip("matplotlib")
+    harness.plot_stages(result, tmp_path / "r.png")
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    assert harness.main(["plot", str(path), "--stages", "decode", "decode.tracks"]) == 0
+    assert path.with_suffix(".png").is_file()
