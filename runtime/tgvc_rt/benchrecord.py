@@ -24,8 +24,8 @@ A result (``SCHEMA`` = "tgvc-rt-bench/1")::
              "samples_s": [1.22, 1.24, 1.23]}
 
 Times are seconds, measured after a warm-up; ``stdev_s`` is the sample standard deviation (0 for
-one sample); on a machine shared with other jobs ``min_s`` and ``median_s`` are the steadier ones. A stage that contains others is named by a dotted path (``decode.interpolation`` is
-inside ``decode``).
+one sample); on a machine shared with other jobs ``min_s`` and ``median_s`` are the steadier ones.
+A stage inside another is named by a dotted path (``decode.interpolation`` is inside ``decode``).
 """
 from __future__ import annotations
 
