@@ -12,7 +12,6 @@ modes). The result is written in the ``tgvc_rt.benchrecord`` schema (seconds).
 from __future__ import annotations
 
 import itertools
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,8 +196,7 @@ def run_bench(path: Path, points: list[BenchPoint], frames: int | None, repeat: 
         record = {"settings": {"bpp": point.bpp, "mode": point.mode, "threads": point.threads},
                   "bytes": len(data), "bpp": len(data) * 8 / (meta.width * meta.height * n), "frames": n,
                   "stages": {**enc_stats, **dec_stats},
-                  "encode_fps": n / statistics.fmean(enc_stats["encode"]["samples_s"]),
-                  "decode_fps": n / statistics.fmean(dec_stats["decode"]["samples_s"])}
+                  "encode_fps": n / enc_stats["encode"]["mean_s"], "decode_fps": n / dec_stats["decode"]["mean_s"]}
         if counts:
             record["counts"] = counts
         result["records"].append(record)
