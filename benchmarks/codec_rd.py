@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import (CODECS as BASELINE_CODECS, DEFAULT_CLIPS, BaselineOptions,  # noqa: E402
                        environment, list_clips, run_baseline, trim_y4m)
 from tgvc_rt.io.y4m import read_y4m_planes  # noqa: E402
+from harness import plot_curves  # noqa: E402
 from tgvc_rt.metrics.cvvdp import CvvdpOptions  # noqa: E402
 from tgvc_rt.metrics.evaluate import evaluate  # noqa: E402
 
@@ -137,36 +138,10 @@ def write_markdown(result: dict, path: Path) -> None:
 
 
 def write_plot(records: list[dict], path: Path) -> None:
-    import matplotlib  # noqa: PLC0415
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
+    """JOD vs bpp and VMAF vs bpp, a row of panels per clip, a line per codec row."""
     ok = [r for r in records if "error" not in r and r.get("bpp")]
-    clips = sorted({r["clip"] for r in ok})
-    codecs = sorted({r["codec"] for r in ok})
-    if not clips:
-        return
-    fig, axes = plt.subplots(len(clips), 2, figsize=(9, 2.6 * len(clips)), squeeze=False)
-    markers = dict(zip(codecs, "osD^vP*X"))
-    for i, clip in enumerate(clips):
-        for j, (key, label) in enumerate((("cvvdp_jod", "JOD (ColorVideoVDP)"), ("vmaf", "VMAF"))):
-            ax = axes[i, j]
-            for codec in codecs:
-                pts = sorted((r["bpp"], r[key]) for r in ok
-                             if r["clip"] == clip and r["codec"] == codec and r.get(key) is not None)
-                if pts:
-                    ax.plot(*zip(*pts), marker=markers[codec], label=codec)
-            ax.set_title(f"{clip}", fontsize=9)
-            ax.set_xlabel("bpp", fontsize=8)
-            ax.set_ylabel(label, fontsize=8)
-            ax.grid(alpha=0.3)
-            ax.tick_params(labelsize=7)
-    handles = {lab: h for ax in axes.ravel() for h, lab in zip(*ax.get_legend_handles_labels())}
-    if handles:
-        axes[0, 0].legend(handles.values(), handles.keys(), fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    plot_curves(ok, path, x="bpp", ys=[("cvvdp_jod", "JOD (ColorVideoVDP)"), ("vmaf", "VMAF")], series="codec",
+                panel="clip")
 
 
 def write_outputs(result: dict, out_dir: Path, stem: str = "codec_rd") -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paths import VIDEOS_DIR  # noqa: E402
 from guidance_fidelity_clips import group_epe  # noqa: E402
+from harness import record, save, script_result  # noqa: E402
 
 from tgvc_rt.bitstream import read_bitstream  # noqa: E402
 from tgvc_rt.codec.stream import stream_meta  # noqa: E402
@@ -99,12 +99,20 @@ def main(argv=None) -> int:
     return 0
 
 
-def write_result(benchmark: str, args: argparse.Namespace, records: list, **extra) -> None:
-    """The JSON every sweep writes to ``args.out``: command, options, machine, date, records."""
-    result = {"benchmark": benchmark, "command": "python " + " ".join(sys.argv),
-              "cvvdp_python": os.environ.get("TGVC_CVVDP_PYTHON"), "options": vars(args),
-              "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M"), **extra, "records": records}
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+SETTING_KEYS = ("clip", "setting", "config", "target_bpp", "encode", "track_share")  # what a row varies
+
+
+def write_result(benchmark: str, args: argparse.Namespace, rows: list, **extra) -> None:
+    """The JSON every sweep writes to ``args.out`` (the harness schema): the options as its settings, a record
+    per row (clip, setting and rate as its settings, ``decode_s`` as its decode stage, the metrics), then
+    ``extra`` (e.g. the means over the clips)."""
+    result = script_result(benchmark, {**vars(args), "cvvdp_python": os.environ.get("TGVC_CVVDP_PYTHON")})
+    for row in rows:
+        settings = {k: row[k] for k in SETTING_KEYS if k in row}
+        stages = {"decode": [row["decode_s"]]} if row.get("decode_s") is not None else {}
+        result["records"].append(record(settings, stages, **{k: v for k, v in row.items()
+                                                              if k not in settings and k != "decode_s"}))
+    save(args.out, {**result, **extra})
 
 
 if __name__ == "__main__":

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
-import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import record, save, script_result, stage_stats  # noqa: E402
 
 
 def loadavg() -> list[float]:
@@ -33,6 +33,8 @@ def loadavg() -> list[float]:
 
 
 def bench(fn, reps: int, warmup: int = 3) -> dict:
+    """Stage statistics (seconds, the harness schema) of ``reps`` timed calls after ``warmup`` untimed ones,
+    with the load average before and after."""
     for _ in range(warmup):
         fn()
     before = loadavg()
@@ -40,9 +42,8 @@ def bench(fn, reps: int, warmup: int = 3) -> dict:
     for _ in range(reps):
         t0 = time.perf_counter()
         fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "mean_ms": statistics.fmean(times),
-            "reps": reps, "loadavg_before": before, "loadavg_after": loadavg()}
+        times.append(time.perf_counter() - t0)
+    return {**stage_stats(times), "loadavg_before": before, "loadavg_after": loadavg()}
 
 
 def window(K: int, F: int, C: int, h: int, w: int, seed: int = 0):
@@ -87,25 +88,22 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from tgvc_rt.diffusion.guidance_native import default_threads, native_available, native_unavailable_reason
 
-    result = {"command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
-              "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                          "numpy": np.__version__, "cpus": os.cpu_count(), "nice": os.nice(0),
-                          "native_default_threads": default_threads()},
-              "config": {"tracks": args.tracks, "frames": args.frames, "channels": args.channels,
-                         "latent_h": args.latent_h, "latent_w": args.latent_w, "dtype": "float32"},
-              "native_available": native_available(), "results": {}}
+    result = script_result("guidance_native_speed", {
+        "tracks": args.tracks, "frames": args.frames, "channels": args.channels, "latent_h": args.latent_h,
+        "latent_w": args.latent_w, "dtype": "float32", "reps": max(25, args.reps), "nice": os.nice(0),
+        "native_default_threads": default_threads(), "native_available": native_available()})
     for impl in args.impl:
         if impl.startswith("native") and not native_available():
-            result["results"][impl] = {"skipped": native_unavailable_reason()}
+            result["records"].append(record({"impl": impl}, skipped=native_unavailable_reason()))
             continue
-        result["results"][impl] = measure(impl, args.tracks, args.frames, args.channels, args.latent_h,
-                                          args.latent_w, max(25, args.reps))
-        for name, r in result["results"][impl].items():
-            print(f"{impl:7s} {name:24s} median {r['median_ms']:8.3f} ms  min {r['min_ms']:8.3f} ms  "
+        stages = measure(impl, args.tracks, args.frames, args.channels, args.latent_h, args.latent_w,
+                         max(25, args.reps))
+        result["records"].append(record({"impl": impl}, stages))
+        for name, r in stages.items():
+            print(f"{impl:7s} {name:24s} median {r['median_s'] * 1e3:8.3f} ms  min {r['min_s'] * 1e3:8.3f} ms  "
                   f"load {r['loadavg_before'][0]:.2f} -> {r['loadavg_after'][0]:.2f}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        save(args.out, result)
     return 0
 
 

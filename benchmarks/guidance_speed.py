@@ -8,17 +8,15 @@
 2. ``diffuse_group`` on a 16-frame CIF (352x288) group with a model set (default: the tiny random
    test set from tests/onnx_fixtures.py; pass ``--model-set`` for a real one): seconds per stage.
 
-Warm-up, repetitions, mean/stdev/min/median, and the configuration go into the JSON.
+Warm-up, repetitions, mean/stdev/min/median, and the configuration go into the JSON (the harness
+schema: a record for the guidance, one for the decoder group).
 
     nice python benchmarks/guidance_speed.py --out benchmarks/results/guidance_speed.json
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -26,13 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import record, save, script_result, stage_stats  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def stats(samples: list[float]) -> dict:
-    ms = [s * 1e3 for s in samples]
-    return {"mean_ms": statistics.fmean(ms), "stdev_ms": statistics.stdev(ms) if len(ms) > 1 else 0.0,
-            "min_ms": min(ms), "median_ms": statistics.median(ms), "reps": len(ms)}
+    """Statistics of timings in seconds (the harness schema's stage statistics)."""
+    return stage_stats(samples)
 
 
 def bench(fn, reps: int, warmup: int = 2) -> dict:
@@ -59,7 +59,7 @@ def guidance_speed(K: int, F: int, C: int, h: int, w: int, reps: int, seed: int 
     taps = reference_taps(plan, ref)
     out = np.empty_like(x0)
     result = {"config": {"tracks": K, "frames": F, "channels": C, "latent_h": h, "latent_w": w,
-                         "dtype": "float32", "visible_fraction": float(vis.mean())}}
+                         "dtype": "float32", "visible_fraction": float(vis.mean())}, "stages": {}}
     for name, fn in [
             ("plan", lambda: plan_guidance(pos, vis, x0.shape)),
             ("reference_taps", lambda: reference_taps(plan, ref)),
@@ -68,8 +68,8 @@ def guidance_speed(K: int, F: int, C: int, h: int, w: int, reps: int, seed: int 
             ("step_loss_and_gradient_ref_each_step", lambda: guidance_step(plan, x0, ref)),
             ("one_shot_loss_and_grad", lambda: guidance_loss_and_grad(x0, ref, pos, vis))]:
         load = os.getloadavg()[0]
-        result[name] = bench(fn, reps)
-        result[name]["loadavg_1min"] = [load, os.getloadavg()[0]]  # before, after
+        result["stages"][name] = bench(fn, reps)
+        result["stages"][name]["loadavg_1min"] = [load, os.getloadavg()[0]]  # before, after
     return result
 
 
@@ -124,24 +124,26 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "guidance_speed.json"))
     args = ap.parse_args(argv)
     C, h, w = (int(v) for v in args.latent.split("x"))
-    result = {"command": " ".join([Path(sys.executable).name] + sys.argv),
-              "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                          "numpy": np.__version__, "cpus": os.cpu_count(),
-                          "loadavg_before": list(os.getloadavg())},
-              "guidance": guidance_speed(args.tracks, args.frames, C, h, w, args.reps)}
+    result = script_result("guidance_speed", vars(args))
+    guidance = guidance_speed(args.tracks, args.frames, C, h, w, args.reps)
+    result["records"].append(record({"part": "guidance", **guidance["config"]}, guidance["stages"]))
     if not args.no_decoder:
-        result["decoder_cif_group"] = decoder_stages(args.model_set, 16, 288, 352, args.decoder_tracks, 6,
-                                                     args.decoder_reps, args.threads)
-    result["machine"]["loadavg_after"] = list(os.getloadavg())
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    g = result["guidance"]
-    print(f"guidance {args.tracks}x{args.frames} on {args.latent}: step {g['step_gradient']['median_ms']:.1f} ms "
-          f"(min {g['step_gradient']['min_ms']:.1f}), with loss {g['step_loss_and_gradient']['median_ms']:.1f} ms "
-          f"(min {g['step_loss_and_gradient']['min_ms']:.1f}), plan {g['plan']['median_ms']:.1f} ms, one-shot "
-          f"{g['one_shot_loss_and_grad']['median_ms']:.1f} ms; loadavg {result['machine']['loadavg_before'][0]:.1f}")
-    for k, v in result.get("decoder_cif_group", {}).get("stages", {}).items():
-        print(f"  {k:14s} {v['median_ms']:8.1f} ms")
+        group = decoder_stages(args.model_set, 16, 288, 352, args.decoder_tracks, 6, args.decoder_reps, args.threads)
+        result["records"].append(record({"part": "decoder_cif_group", **group["config"]}, group["stages"],
+                                        counts=group["calls"]))
+    result["loadavg_after"] = list(os.getloadavg())
+    save(args.out, result)
+    g = guidance["stages"]
+
+    def ms(stage: dict, key: str = "median_s") -> str:
+        return f"{stage[key] * 1e3:.1f}"
+
+    print(f"guidance {args.tracks}x{args.frames} on {args.latent}: step {ms(g['step_gradient'])} ms "
+          f"(min {ms(g['step_gradient'], 'min_s')}), with loss {ms(g['step_loss_and_gradient'])} ms "
+          f"(min {ms(g['step_loss_and_gradient'], 'min_s')}), plan {ms(g['plan'])} ms, one-shot "
+          f"{ms(g['one_shot_loss_and_grad'])} ms; loadavg {result['machine']['loadavg'][0]:.1f}")
+    for k, v in (group["stages"] if not args.no_decoder else {}).items():
+        print(f"  {k:14s} {ms(v):>8s} ms")
     return 0
 
 

@@ -117,6 +117,9 @@ def test_bad_input_is_one_line(args, sample_clip, encoded, tmp_path):
     (("eval", "{y4m}", "{y4m}", "--json", "/nonexistent-dir/r.json"), "output folder"),
     (("bench", "{y4m}", "--mode", "foo"), "--mode"),
     (("bench", "{y4m}", "--json", "/nonexistent-dir/b.json"), "output folder"),
+    (("bench", "{y4m}", "--bpp", "0.005,x"), "--bpp"),
+    (("bench", "{y4m}", "--mode", "warp,interp,foo"), "--mode"),
+    (("bench", "{y4m}", "--threads", "1,0"), "--threads"),
     (("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--models", "/nonexistent", "--mode", "warp"), "model set"),
     (("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--models", "{tmp}", "--mode", "warp"), "model set"),
     (("decode", "{tgv}", "-o", "{tmp}/x.y4m", "--mode", "foo"), "--mode"),
@@ -190,12 +193,38 @@ def test_info_models():
     assert "vae_encoder" in out and "unet" in out and "hash" in out
 
 
+def test_decode_diffusion(tmp_path, sample_clip):
+    """--mode diffusion end to end on a small stream (12 frames: one group with tracks, so the guidance
+    runs; one denoising step): the keyframes pass through unchanged, the frames between them are the
+    interp frames refined, not replaced."""
+    from tgvc_rt.bitstream import read_bitstream
+
+    tgv = tmp_path / "d.tgv"
+    run("encode", sample_clip, "-o", tgv, "--frames", "12", "--bpp", "0.01", "--track-share", "0.5", "--seed", "3",
+        "-q", check=0)
+    assert len(read_bitstream(tgv.read_bytes()).groups[0].tracks) > 1  # K > 0
+    for mode, extra in (("diffusion", ("--steps", "1")), ("interp", ())):
+        proc = run("decode", tgv, "-o", tmp_path / f"{mode}.y4m", "--mode", mode, *extra, "--threads", "1", "-q",
+                   check=0)
+        assert proc.stdout == "" and proc.stderr == ""
+    diffused = read_video(tmp_path / "diffusion.y4m").frames.astype(np.int16)
+    interp = read_video(tmp_path / "interp.y4m").frames.astype(np.int16)
+    assert diffused.shape == (12, 144, 176, 3)
+    assert np.array_equal(diffused[[0, -1]], interp[[0, -1]])
+    change = np.abs(diffused[1:-1] - interp[1:-1]).mean(axis=(1, 2, 3))
+    assert (change > 0).all() and (change < 20).all(), change
+
+
 def test_onnx_tracker_and_bench(tmp_path, sample_clip):
     out = tmp_path / "o.tgv"
     run("encode", sample_clip, "-o", out, "--frames", "12", "--tracker", "onnx", "-q", check=0)
     assert out.stat().st_size > 0
     text = run("bench", sample_clip, "--frames", "8", "--repeat", "1", "--json", tmp_path / "b.json", check=0).stdout
-    assert "encode" in text and "decode" in text and (tmp_path / "b.json").is_file()
+    assert "encode" in text and "decode" in text
+    from tgvc_rt.benchrecord import load_result
+
+    result = load_result(tmp_path / "b.json")
+    assert result["command"].startswith("tgvc-rt bench ") and len(result["records"]) == 1
 
 
 def test_encode_defaults_match_the_api():

@@ -1,68 +1,206 @@
 """`tgvc-rt bench`: llama-bench-style timing of encode and decode on one clip.
 
-One warm-up run, then ``repeat`` timed runs; every number is printed with the configuration that
-produced it, and optionally written as JSON.
+The list options (``--bpp``, ``--mode``, ``--threads``) take one value or a comma-separated list;
+the cross product of the lists is run, one table row per combination (bpp, then mode, then
+threads, in the order given). The clip is encoded once per bpp and the stream decoded once per
+row: one warm-up, then ``repeat`` timed runs, every number printed as mean ± stdev (milliseconds)
+under the configuration that produced it. ``--threads`` is ONNX Runtime's (the interp and diffusion
+modes). The result is written in the ``tgvc_rt.benchrecord`` schema (seconds).
+
+    tgvc-rt bench clip.y4m --bpp 0.003,0.005,0.01 --mode warp,interp --threads 1,2 --json bench.json
 """
 from __future__ import annotations
 
-import json
-import os
-import platform
-import statistics
+import itertools
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from . import __version__
+from .errors import OptionError
+
+# The decoder's own stages (DecodeStats.seconds), in pipeline order: the table's columns. Other keys
+# (the diffusion decoder's inner stages) go to the JSON only.
+TABLE_STAGES = ("models", "keyframes", "tracks", "interpolation", "diffusion")
+MAX_THREADS = 1024
 
 
-def _stats(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "stdev": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "runs": values}
+@dataclass(frozen=True)
+class BenchPoint:
+    """One row of a sweep."""
+    bpp: float
+    mode: str
+    threads: int | None  # None: ONNX Runtime's default
 
 
-def run_bench(path: Path, bpp: float, mode: str, frames: int | None, repeat: int,
-              json_out: Path | None = None) -> str:
-    from .decoder.pipeline import DecodeOptions, DecodeStats, iter_decoded_frames
+def parse_list(option: str, text: str, convert: Callable, check: Callable[[object], None],
+               kind: str = "value") -> list:
+    """Values of a comma-separated list option, converted and checked; OptionError (one line, naming
+    the option and the value) for an empty item, a value that does not convert or fails ``check``,
+    or a value listed twice."""
+    items = [t.strip() for t in str(text).split(",")]
+    if any(not t for t in items):
+        raise OptionError(f"{option} {text!r}: give one value or a comma-separated list without empty items")
+    values = []
+    for item in items:
+        try:
+            value = convert(item)
+        except ValueError:
+            raise OptionError(f"{option} {item!r}: not a {kind}") from None
+        check(value)
+        if value in values:
+            raise OptionError(f"{option} {text!r}: {item} is listed twice")
+        values.append(value)
+    return values
+
+
+def _check_bpp(value: float) -> None:
+    from .encoder.ratecontrol import MAX_BPP, MIN_BPP
+
+    if not MIN_BPP <= value <= MAX_BPP:
+        raise OptionError(f"--bpp {value}: must be within {MIN_BPP}..{MAX_BPP}")
+
+
+def _check_mode(value: str) -> None:
+    from .decoder.pipeline import MODES
+
+    if value not in MODES:
+        raise OptionError(f"--mode {value!r}: choose one of {', '.join(MODES)}")
+
+
+def _check_threads(value: int) -> None:
+    if not 1 <= value <= MAX_THREADS:
+        raise OptionError(f"--threads {value}: must be within 1..{MAX_THREADS}")
+
+
+def parse_sweep(bpp: str, mode: str, threads: str | None) -> list[BenchPoint]:
+    """The rows of a sweep: the cross product of the lists, in the order given."""
+    bpps = parse_list("--bpp", bpp, float, _check_bpp, "number")
+    modes = parse_list("--mode", mode, str, _check_mode)
+    thread_counts = ([None] if threads is None
+                     else parse_list("--threads", threads, int, _check_threads, "whole number"))
+    return [BenchPoint(b, m, t) for b, m, t in itertools.product(bpps, modes, thread_counts)]
+
+
+def _timed(fn: Callable[[], dict], repeat: int) -> list[dict]:
+    """One warm-up call of ``fn``, then ``repeat`` timed ones; each returns its stage seconds."""
+    fn()
+    return [fn() for _ in range(repeat)]
+
+
+def _stages(runs: list[dict], prefix: str) -> tuple[dict, dict]:
+    """Per-stage statistics of timed runs (stage -> seconds dicts), and the call counts (``*_calls``)."""
+    from .benchrecord import stage_stats
+
+    keys = list(dict.fromkeys(k for run in runs for k in run))
+    stats = {f"{prefix}{k}": stage_stats([run.get(k, 0.0) for run in runs]) for k in keys if not k.endswith("_calls")}
+    counts = {f"{prefix}{k}": runs[0].get(k, 0) for k in keys if k.endswith("_calls")}
+    return stats, counts
+
+
+def _encode_runs(video, bpp: float, repeat: int) -> tuple[bytes, list[dict]]:
     from .encoder.pipeline import EncodeOptions, encode_video
     from .encoder.ratecontrol import RateOptions
-    from .io import read_video, write_bytes_atomic
 
-    video = read_video(path, max_frames=frames)
-    n = len(video)
-    options = EncodeOptions(rate=RateOptions(bpp=bpp), seed=0)
-    enc_times, dec_times, stage_runs = [], [], []
-    data = b""
-    for run in range(repeat + 1):
+    out = {}
+
+    def once() -> dict:
         t0 = time.perf_counter()
-        data = encode_video(video, options).data
-        enc = time.perf_counter() - t0
+        result = encode_video(video, EncodeOptions(rate=RateOptions(bpp=bpp), seed=0))
+        seconds = time.perf_counter() - t0
+        out["data"] = result.data
+        return {"": seconds, **{f".{k}": v for k, v in result.seconds.items()}}
+
+    runs = _timed(once, repeat)
+    return out["data"], runs
+
+
+def _decode_runs(data: bytes, point: BenchPoint, repeat: int) -> list[dict]:
+    from .decoder.diffusion import DiffusionOptions
+    from .decoder.pipeline import DecodeOptions, DecodeStats, iter_decoded_frames
+
+    def once() -> dict:
+        options = DecodeOptions(mode=point.mode, threads=point.threads)
+        if point.mode == "diffusion":
+            options.diffusion = DiffusionOptions(threads=point.threads)
         stats = DecodeStats()
         t0 = time.perf_counter()
-        for _ in iter_decoded_frames(data, DecodeOptions(mode=mode), stats):
+        for _ in iter_decoded_frames(data, options, stats):
             pass
-        dec = time.perf_counter() - t0
-        if run:  # run 0 is the warm-up
-            enc_times.append(enc)
-            dec_times.append(dec)
-            stage_runs.append(stats.seconds)
-    stages = {k: _stats([r.get(k, 0.0) for r in stage_runs]) for k in stage_runs[0]}
-    result = {
-        "config": {"clip": str(path), "frames": n, "size": f"{video.meta.width}x{video.meta.height}",
-                   "bpp_target": bpp, "mode": mode, "repeat": repeat, "tgvc_rt": __version__,
-                   "machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()},
-        "bytes": len(data), "bpp": len(data) * 8 / (video.meta.width * video.meta.height * n),
-        "encode_s": _stats(enc_times), "decode_s": _stats(dec_times),
-        "encode_fps": n / statistics.fmean(enc_times), "decode_fps": n / statistics.fmean(dec_times),
-        "decode_stage_s": stages,
-    }
-    if json_out is not None:
-        write_bytes_atomic(json_out, json.dumps(result, indent=2).encode())
-    e, d = result["encode_s"], result["decode_s"]
-    lines = [f"{path.name} {result['config']['size']} x{n} frames, target {bpp} bpp, mode {mode}, "
-             f"{repeat} runs after 1 warm-up, {os.cpu_count()} CPUs",
-             f"  bitstream  {len(data)} B, {result['bpp']:.5f} bpp",
-             f"  encode     {e['mean']:.3f} ± {e['stdev']:.3f} s   {result['encode_fps']:.1f} frames/s",
-             f"  decode     {d['mean']:.3f} ± {d['stdev']:.3f} s   {result['decode_fps']:.1f} frames/s"]
-    lines += [f"    {k:<14s} {v['mean']:.0f} calls" if k.endswith("_calls")
-              else f"    {k:<14s} {v['mean']:.3f} ± {v['stdev']:.3f} s" for k, v in stages.items()]
-    return "\n".join(lines)
+        return {"": time.perf_counter() - t0, **{f".{k}": v for k, v in stats.seconds.items()}}
+
+    return _timed(once, repeat)
+
+
+def _cell(stats: dict | None) -> str:
+    return "–" if stats is None else f"{stats['mean_s'] * 1e3:.1f} ± {stats['stdev_s'] * 1e3:.1f}"
+
+
+class _Table:
+    """A Markdown table printed row by row (fixed columns, so a row can be printed when it is measured)."""
+
+    def __init__(self, stages: list[str]) -> None:
+        self.stages = stages
+        self.head = (["bpp", "mode", "threads", "bytes", "real bpp", "encode ms", "decode ms"]
+                     + [f"{s} ms" for s in stages] + ["enc fps", "dec fps"])
+        self.right = [True, False, True, True, True] + [True] * (len(self.head) - 5)
+        self.width = [max(len(h), 15 if h.endswith(" ms") else 7) for h in self.head]
+
+    def _line(self, cells: list[str]) -> str:
+        return "| " + " | ".join(c.rjust(w) if r else c.ljust(w)
+                                 for c, w, r in zip(cells, self.width, self.right)) + " |"
+
+    def header(self) -> list[str]:
+        rule = "|" + "|".join("-" * (w + 1) + ":" if r else ":" + "-" * (w + 1)
+                              for w, r in zip(self.width, self.right)) + "|"
+        return [self._line(self.head), rule]
+
+    def row(self, record: dict) -> str:
+        s, st = record["settings"], record["stages"]
+        cells = [f"{s['bpp']:g}", s["mode"], "default" if s["threads"] is None else str(s["threads"]),
+                 str(record["bytes"]), f"{record['bpp']:.5f}", _cell(st.get("encode")), _cell(st.get("decode"))]
+        cells += [_cell(st.get(f"decode.{k}")) for k in self.stages]
+        cells += [f"{record['encode_fps']:.1f}", f"{record['decode_fps']:.1f}"]
+        return self._line(cells)
+
+
+def run_bench(path: Path, points: list[BenchPoint], frames: int | None, repeat: int,
+              json_out: Path | None = None, command: str = "tgvc-rt bench",
+              emit: Callable[[str], None] = print) -> dict:
+    """Time every point of the sweep on the clip at ``path``; print the table through ``emit`` row by row
+    and write the result (after every row, so an interrupted sweep keeps its rows) to ``json_out``."""
+    from .benchrecord import new_result, write_result
+    from .io import read_video
+
+    video = read_video(path, max_frames=frames)
+    n, meta = len(video), video.meta
+    sweep = {"bpp": list(dict.fromkeys(p.bpp for p in points)),
+             "mode": list(dict.fromkeys(p.mode for p in points)),
+             "threads": list(dict.fromkeys(p.threads for p in points))}
+    result = new_result("bench", command, settings={
+        "clip": str(path), "frames": n, "size": f"{meta.width}x{meta.height}", "repeat": repeat, "warmup": 1,
+        "seed": 0, "sweep": sweep})
+    commit = result["commit"] or "unknown commit"
+    emit(f"{Path(path).name} {meta.width}x{meta.height}, {n} frames: 1 warm-up + {repeat} timed runs a row, "
+         f"{result['machine']['cpus']} CPUs, tgvc-rt {result['versions']['tgvc_rt']} ({commit})")
+    table = _Table([s for s in TABLE_STAGES if s != "diffusion" or "diffusion" in sweep["mode"]])
+    for line in table.header():
+        emit(line)
+    encodes: dict[float, tuple[bytes, dict, dict]] = {}
+    for point in points:
+        if point.bpp not in encodes:
+            data, runs = _encode_runs(video, point.bpp, repeat)
+            encodes[point.bpp] = (data, *_stages(runs, "encode"))
+        data, enc_stats, _ = encodes[point.bpp]
+        dec_stats, counts = _stages(_decode_runs(data, point, repeat), "decode")
+        record = {"settings": {"bpp": point.bpp, "mode": point.mode, "threads": point.threads},
+                  "bytes": len(data), "bpp": len(data) * 8 / (meta.width * meta.height * n), "frames": n,
+                  "stages": {**enc_stats, **dec_stats},
+                  "encode_fps": n / enc_stats["encode"]["mean_s"], "decode_fps": n / dec_stats["decode"]["mean_s"]}
+        if counts:
+            record["counts"] = counts
+        result["records"].append(record)
+        emit(table.row(record))
+        if json_out is not None:
+            write_result(json_out, result)
+    return result

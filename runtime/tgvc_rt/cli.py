@@ -297,21 +297,28 @@ def build_engines(
 @app.command()
 def bench(
     input: Path = typer.Argument(..., help="Clip to measure on (.y4m)."),
-    bpp: float = typer.Option(0.005, help="Target bits per pixel."),
-    mode: str = typer.Option("warp", help="Decoder mode."),
+    bpp: str = typer.Option("0.005", help="Target bits per pixel; a comma-separated list sweeps them."),
+    mode: str = typer.Option("warp", help="Decoder mode(s): interp, warp, diffusion; comma-separated to sweep."),
+    threads: Optional[str] = typer.Option(None, help="Models: CPU threads for ONNX Runtime; comma-separated to "
+                                                     "sweep (default: its own)."),
     frames: Optional[int] = typer.Option(None, help="Only the first N frames."),
     repeat: int = typer.Option(3, help="Timed repetitions after one warm-up."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON (benchrecord schema)."),
 ) -> None:
-    """Time encode and decode stages (warm-up, repetitions, mean ± stdev)."""
-    from .bench import run_bench
+    """Time encode and decode stages over the cross product of the list options (one table row each:
+    mean ± stdev after a warm-up, frames/s)."""
+    import shlex
+
+    from .bench import parse_sweep, run_bench
     from .io import check_output_folder
 
-    _check_mode(mode)
+    points = parse_sweep(bpp, mode, threads)
     _check_range("--repeat", repeat, 1, 1000)
+    _check_range("--frames", frames, 1, 10_000_000)
     if json_out is not None:
         check_output_folder(json_out)
-    typer.echo(run_bench(input, bpp=bpp, mode=mode, frames=frames, repeat=repeat, json_out=json_out))
+    run_bench(input, points, frames=frames, repeat=repeat, json_out=json_out,
+              command=shlex.join(["tgvc-rt", *sys.argv[1:]]), emit=typer.echo)
 
 
 def _interrupted(status: int) -> int:
