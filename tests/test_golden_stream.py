@@ -4,7 +4,7 @@
   reader checks the same file in ctest). Regenerate only with a deliberate format version change.
 * tests/data/golden_sample_v1.tgv is the bundled sample clip (``tgvc_rt.data.SAMPLE_CLIP``, 48 QCIF
   frames) coded with ``tgvc-rt encode SAMPLE_CLIP -o tests/data/golden_sample_v1.tgv --bpp 0.01
-  --track-share 0.5 --seed 1`` (4 groups, 88 tracks, AV1 keyframe sequence, the default model set).
+  --track-share 0.5 --seed 1 --effort 0`` (4 groups, 88 tracks, AV1 keyframe sequence, the default model set).
   Its decoded output is pinned in warp mode (all 48 frames) and in the default interp mode (the
   first group, 16 frames: the interpolator runs at 2x on QCIF, a few seconds a group).
 

@@ -361,7 +361,7 @@ def test_scale_codes_are_the_nearest_doubles():
     for code in range(256):
         exact = float((Decimal(code - 64) / 16 * ln2).exp())
         assert scale_of(code) == exact, code
-    from tgvc_rt.encoder import track_entropy as te
+    from tgvc_rt.codec import track_entropy as te
 
     assert [te.scale_value(c) for c in range(256)] == [scale_of(c) for c in range(256)]
     assert [te.prob_value(c) for c in range(1, 256)] == [c / 256 for c in range(1, 256)]
