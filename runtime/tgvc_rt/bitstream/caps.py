@@ -2,8 +2,9 @@
 
 Each check runs on numbers read from the stream (the header, a group section's first bytes) before
 the decoder allocates anything for them, so a crafted stream with valid CRCs cannot make it reserve
-gigabytes: the decoder holds one keyframe group at a time, and its arrays for a group grow with the
-group's frames x pixels, which ``pixels_per_group`` bounds (spec: docs/bitstream.md, "Caps").
+gigabytes: the decoder holds one keyframe group at a time (and works on it in windows of frames); a
+reader that makes a whole group at once needs arrays that grow with the group's frames x pixels,
+which ``pixels_per_group`` bounds (spec: docs/bitstream.md, "Caps").
 """
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ class StreamCaps:
     pixels_per_frame: int = 8192 * 8192
     """width x height of a frame (8K UHD is 7680 x 4320)."""
     pixels_per_group: int = 1 << 28
-    """frames x width x height of one group: the decoder's per-group memory grows with it (its output
-    frames alone take 3 bytes each, 768 MiB at the cap); a 16-frame group (the default --max-gap 15)
-    of 4096 x 4096 frames fits exactly."""
+    """frames x width x height of one group: the memory of a reader that makes a whole group at once grows
+    with it (its output frames alone take 3 bytes each, 768 MiB at the cap; the decoder's windows do not);
+    a 16-frame group (the default --max-gap 15) of 4096 x 4096 frames fits exactly."""
     tracks_per_group: int = 65535
     """Tracks a group's trajectory payload declares (the trajectory coder's own limit)."""
     sections: int = 1 << 21

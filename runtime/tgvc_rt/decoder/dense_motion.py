@@ -19,7 +19,9 @@ Method (normalised convolution with a motion prior):
 3. Occlusion evidence from visibility: tracks visible at f but not at the key splat an indicator,
    normalised the same way; ``occ_vis_a[f]`` in [0, 1] says "this part of frame f is hidden in A".
 
-Everything is vectorised over tracks and frames; one GaussianBlur call filters all channels.
+Everything is vectorised over tracks and frames. ``GroupMotion`` computes the fields of any range of
+frames on demand, so a decoder holds a window of frames' fields at a time whatever the group's
+length; ``dense_motion`` is all frames at once. Both give the same numbers (see ``GroupMotion``).
 """
 from __future__ import annotations
 
@@ -52,7 +54,8 @@ class DenseMotionOptions:
 
 @dataclass
 class DenseMotion:
-    """Reduced-grid motion of one group (``h, w`` = grid size, F frames).
+    """Reduced-grid motion of one group, or of a range of its frames (``h, w`` = grid size, F frames
+    from local frame ``start``).
 
     The flow to key A is ``prior_a + support * residual_a`` (same for B): ``residual`` is the
     normalised-convolution interpolation of the tracks' residuals (full strength near tracks),
@@ -68,6 +71,7 @@ class DenseMotion:
     occ_vis_b: np.ndarray  # float32 [F, h, w]
     height: int  # full frame size
     width: int
+    start: int = 0  # the group's local frame held at index 0 (GroupMotion.frames)
 
     @property
     def flow_a(self) -> np.ndarray:
@@ -89,6 +93,10 @@ def grid_centres(height: int, width: int, h: int, w: int) -> np.ndarray:
     ys = (np.arange(h, dtype=np.float32) + 0.5) * (height / h) - 0.5
     gx, gy = np.meshgrid(xs, ys)
     return np.stack([gx, gy], axis=-1)
+
+
+FIT_FRAMES = 64  # frames per batched affine fit of the global model
+BLUR_CHANNELS = 64  # splatted channels per GaussianBlur call; the chunks are fixed over the group (see GroupMotion)
 
 
 def _affine_fit(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, rounds: int) -> np.ndarray:
@@ -138,11 +146,14 @@ def _global_model(tracks: Tracks, height: int, width: int, opts: DenseMotionOpti
             or corner_motion < opts.global_min_motion_px):
         return None
     src = np.swapaxes(xy, 0, 1)  # [F, K, 2]
-    wa = np.swapaxes(vis & vis[:, :1], 0, 1).astype(np.float32)
-    wb = np.swapaxes(vis & vis[:, n:], 0, 1).astype(np.float32)
-    m_a = _affine_fit(src, np.broadcast_to(src[:1], src.shape), wa, opts.irls_rounds)
-    m_b = _affine_fit(src, np.broadcast_to(src[n:], src.shape), wb, opts.irls_rounds)
-    return m_a, m_b
+    m_a, m_b = [], []
+    for s in range(0, n + 1, FIT_FRAMES):  # each frame's fit is its own: chunks bound the temporaries
+        part = src[s:s + FIT_FRAMES]
+        wa = np.swapaxes(vis[:, s:s + FIT_FRAMES] & vis[:, :1], 0, 1).astype(np.float32)
+        wb = np.swapaxes(vis[:, s:s + FIT_FRAMES] & vis[:, n:], 0, 1).astype(np.float32)
+        m_a.append(_affine_fit(part, np.broadcast_to(src[:1], part.shape), wa, opts.irls_rounds))
+        m_b.append(_affine_fit(part, np.broadcast_to(src[n:], part.shape), wb, opts.irls_rounds))
+    return np.concatenate(m_a), np.concatenate(m_b)
 
 
 def track_sigma(tracks: Tracks, opts: DenseMotionOptions) -> float:
@@ -183,57 +194,128 @@ def _splat(pos: np.ndarray, values: np.ndarray, h: int, w: int) -> np.ndarray:
     return out.reshape(h, w, f_ * c_).astype(np.float32)
 
 
-def _blur_channels(img: np.ndarray, sigma: float, chunk: int = 64) -> np.ndarray:
-    """Gaussian blur of an [h, w, C] array (OpenCV takes a limited number of channels per call)."""
-    parts = [cv2.GaussianBlur(np.ascontiguousarray(img[..., i:i + chunk]), (0, 0), sigma,
-                              borderType=cv2.BORDER_CONSTANT).reshape(img.shape[0], img.shape[1], -1)
-             for i in range(0, img.shape[2], chunk)]
-    return np.concatenate(parts, axis=-1)
-
-
 def dense_motion(tracks: Tracks, height: int, width: int,
                  options: DenseMotionOptions = DenseMotionOptions()) -> DenseMotion:
-    """Reduced-grid backward flows to both keys and visibility-based occlusion maps of a group."""
-    f_ = tracks.num_frames
-    n = f_ - 1
-    h, w = grid_size(height, width, options.scale)
-    centres = grid_centres(height, width, h, w)
-    zeros2 = np.zeros((f_, h, w, 2), np.float32)
-    zeros1 = np.zeros((f_, h, w), np.float32)
-    if tracks.num_tracks == 0 or f_ < 2:
-        return DenseMotion(zeros2, zeros2, zeros2, zeros2, zeros1, zeros1, zeros1, height, width)
-    xy, vis = tracks.xy, tracks.vis
-    src = np.swapaxes(xy, 0, 1)  # [F, K, 2] positions at frame f
-    d_a = xy[:, :1] - xy  # [K, F, 2] displacement to key A
-    d_b = xy[:, n:] - xy
-    glob = _global_model(tracks, height, width, options)
-    prior_a, prior_b = zeros2, zeros2
-    if glob is not None:
-        m_a, m_b = glob
-        d_a = d_a - np.swapaxes(_affine_per_frame(m_a, src) - src, 0, 1)
-        d_b = d_b - np.swapaxes(_affine_per_frame(m_b, src) - src, 0, 1)
-        prior_a = _affine_on_grid(m_a, centres) - centres[None]
-        prior_b = _affine_on_grid(m_b, centres) - centres[None]
-    vis_f = np.swapaxes(vis, 0, 1).astype(np.float32)  # [F, K]
-    hid_a = np.swapaxes(~vis[:, :1] & vis, 0, 1).astype(np.float32)
-    hid_b = np.swapaxes(~vis[:, n:] & vis, 0, 1).astype(np.float32)
-    wt_a = vis_f * (1 - hid_a * (1 - options.occluded_track_weight))
-    wt_b = vis_f * (1 - hid_b * (1 - options.occluded_track_weight))
-    ra, rb = np.swapaxes(d_a, 0, 1), np.swapaxes(d_b, 0, 1)  # [F, K, 2]
-    values = np.concatenate([wt_a[..., None], wt_a[..., None] * ra, wt_b[..., None], wt_b[..., None] * rb,
-                             vis_f[..., None], hid_a[..., None], hid_b[..., None]], axis=-1)  # [F, K, 9]
-    pos = (src + 0.5) * np.array([w / width, h / height], np.float32) - 0.5
-    sigma = track_sigma(tracks, options) * options.scale
-    acc = _blur_channels(_splat(pos, values, h, w), sigma)
-    acc = acc.reshape(h, w, f_, 9).transpose(2, 0, 1, 3) * np.float32(2 * np.pi * sigma * sigma)
-    prior = np.float32(options.prior_weight)
-    tiny = np.float32(1e-6)
-    res_a = acc[..., 1:3] / (acc[..., 0:1] + tiny)
-    res_b = acc[..., 4:6] / (acc[..., 3:4] + tiny)
-    support = acc[..., 6] / (acc[..., 6] + prior)
-    occ_a = acc[..., 7] / (acc[..., 6] + prior)
-    occ_b = acc[..., 8] / (acc[..., 6] + prior)
-    f32 = np.float32
-    return DenseMotion(prior_a.astype(f32), prior_b.astype(f32), res_a.astype(f32), res_b.astype(f32),
-                       np.clip(support, 0, 1).astype(f32), np.clip(occ_a, 0, 1).astype(f32),
-                       np.clip(occ_b, 0, 1).astype(f32), height, width)
+    """Reduced-grid backward flows to both keys and visibility-based occlusion maps of a group (all frames)."""
+    return GroupMotion(tracks, height, width, options).frames(0, tracks.num_frames)
+
+
+class GroupMotion:
+    """Dense motion of one group, one range of frames at a time (``frames``), in memory that grows with
+    the range, not the group.
+
+    Built once per group from the tracks: the global model (affine maps per frame, [F, 3, 2] each) and
+    the Gaussian width. ``frames(start, stop)`` then equals ``dense_motion(...)`` restricted to those
+    frames, bit for bit: every step works per frame except the Gaussian blur, which filters the splatted
+    channels (9 per frame, frame-major over the whole group) in fixed chunks of ``BLUR_CHANNELS``; a range
+    blurs the chunks covering it, each splatted frame by frame from the (at most 9) frames it touches, and
+    the last chunk is kept for the next range (ranges are usually asked for in ascending order).
+    """
+
+    def __init__(self, tracks: Tracks, height: int, width: int,
+                 options: DenseMotionOptions = DenseMotionOptions()):
+        self.tracks, self.height, self.width, self.options = tracks, height, width, options
+        self.num_frames = tracks.num_frames
+        self.grid = grid_size(height, width, options.scale)
+        self.centres = grid_centres(height, width, *self.grid)
+        self.active = tracks.num_tracks > 0 and self.num_frames >= 2  # else all fields are zero
+        self.glob = _global_model(tracks, height, width, options) if self.active else None
+        self.sigma = track_sigma(tracks, options) * options.scale if self.active else 0.0
+        self._chunk: tuple[int, np.ndarray] | None = None  # the last blurred chunk: (index, [h, w, C])
+
+    @property
+    def has_prior(self) -> bool:
+        """Whether the prior (global) motion is non-zero anywhere in the group."""
+        if self.glob is None:
+            return False
+        step = max(1, BLUR_CHANNELS // 9)
+        return any(np.any(p) for s in range(0, self.num_frames, step) for p in self._priors(s, s + step))
+
+    def _priors(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        h, w = self.grid
+        if self.glob is None:
+            zeros2 = np.zeros((stop - start, h, w, 2), np.float32)
+            return zeros2, zeros2
+        m_a, m_b = self.glob
+        c = self.centres
+        return _affine_on_grid(m_a[start:stop], c) - c[None], _affine_on_grid(m_b[start:stop], c) - c[None]
+
+    def _splat_inputs(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Grid positions [B, K, 2] and values [B, K, 9] of the tracks at frames ``start .. stop-1``: weighted
+        residuals to both keys, visibility and hiding, to be splatted on the grid."""
+        tracks, options = self.tracks, self.options
+        h, w = self.grid
+        n = self.num_frames - 1
+        xy, vis = tracks.xy, tracks.vis
+        part, pvis = xy[:, start:stop], vis[:, start:stop]
+        src = np.swapaxes(part, 0, 1)  # [B, K, 2] positions at frame f
+        d_a = xy[:, :1] - part  # [K, B, 2] displacement to key A
+        d_b = xy[:, n:] - part
+        if self.glob is not None:
+            m_a, m_b = self.glob
+            d_a = d_a - np.swapaxes(_affine_per_frame(m_a[start:stop], src) - src, 0, 1)
+            d_b = d_b - np.swapaxes(_affine_per_frame(m_b[start:stop], src) - src, 0, 1)
+        vis_f = np.swapaxes(pvis, 0, 1).astype(np.float32)  # [B, K]
+        hid_a = np.swapaxes(~vis[:, :1] & pvis, 0, 1).astype(np.float32)
+        hid_b = np.swapaxes(~vis[:, n:] & pvis, 0, 1).astype(np.float32)
+        wt_a = vis_f * (1 - hid_a * (1 - options.occluded_track_weight))
+        wt_b = vis_f * (1 - hid_b * (1 - options.occluded_track_weight))
+        ra, rb = np.swapaxes(d_a, 0, 1), np.swapaxes(d_b, 0, 1)  # [B, K, 2]
+        values = np.concatenate([wt_a[..., None], wt_a[..., None] * ra, wt_b[..., None], wt_b[..., None] * rb,
+                                 vis_f[..., None], hid_a[..., None], hid_b[..., None]], axis=-1)  # [B, K, 9]
+        pos = (src + 0.5) * np.array([w / self.width, h / self.height], np.float32) - 0.5
+        return pos, values
+
+    def _blurred_chunk(self, index: int) -> np.ndarray:
+        """Blurred channels ``index * BLUR_CHANNELS ..`` (at most BLUR_CHANNELS) of the group's splat."""
+        if self._chunk is not None and self._chunk[0] == index:
+            return self._chunk[1]
+        h, w = self.grid
+        lo = index * BLUR_CHANNELS
+        hi = min(lo + BLUR_CHANNELS, self.num_frames * 9)
+        first, last = lo // 9, -(-hi // 9)
+        pos, values = self._splat_inputs(first, last)
+        splat = np.empty((h, w, hi - lo), np.float32)
+        for i in range(last - first):  # frame by frame: a frame's splat is the same alone (float64 sums per cell)
+            c = (first + i) * 9
+            a, b = max(lo, c), min(hi, c + 9)
+            splat[..., a - lo:b - lo] = _splat(pos[i:i + 1], values[i:i + 1], h, w)[..., a - c:b - c]
+        chunk = cv2.GaussianBlur(splat, (0, 0), self.sigma, borderType=cv2.BORDER_CONSTANT).reshape(splat.shape)
+        self._chunk = (index, chunk)
+        return chunk
+
+    def _blurred(self, start: int, stop: int) -> np.ndarray:
+        """Blurred splat of frames ``start .. stop-1``, float32 [h, w, (stop - start) * 9]."""
+        lo, hi = start * 9, stop * 9
+        parts = []
+        for index in range(lo // BLUR_CHANNELS, -(-hi // BLUR_CHANNELS)):
+            base = index * BLUR_CHANNELS
+            parts.append(self._blurred_chunk(index)[..., max(lo, base) - base:min(hi, base + BLUR_CHANNELS) - base])
+        return np.concatenate(parts, axis=-1)
+
+    def frames(self, start: int, stop: int) -> DenseMotion:
+        """The fields of local frames ``start .. stop-1`` (``DenseMotion.start`` = ``start``)."""
+        if not 0 <= start < stop <= self.num_frames:
+            raise ValueError(f"frames {start}..{stop - 1} are not in a group of {self.num_frames} frames")
+        f32 = np.float32
+        h, w = self.grid
+        b = stop - start
+        if not self.active:
+            zeros2 = np.zeros((b, h, w, 2), f32)
+            zeros1 = np.zeros((b, h, w), f32)
+            return DenseMotion(zeros2, zeros2, zeros2, zeros2, zeros1, zeros1, zeros1, self.height, self.width,
+                               start)
+        prior_a, prior_b = self._priors(start, stop)
+        sigma = self.sigma
+        acc = self._blurred(start, stop)
+        acc = acc.reshape(h, w, b, 9).transpose(2, 0, 1, 3) * np.float32(2 * np.pi * sigma * sigma)
+        prior = np.float32(self.options.prior_weight)
+        tiny = np.float32(1e-6)
+        res_a = acc[..., 1:3] / (acc[..., 0:1] + tiny)
+        res_b = acc[..., 4:6] / (acc[..., 3:4] + tiny)
+        support = acc[..., 6] / (acc[..., 6] + prior)
+        occ_a = acc[..., 7] / (acc[..., 6] + prior)
+        occ_b = acc[..., 8] / (acc[..., 6] + prior)
+        return DenseMotion(prior_a.astype(f32), prior_b.astype(f32), res_a.astype(f32), res_b.astype(f32),
+                           np.clip(support, 0, 1).astype(f32), np.clip(occ_a, 0, 1).astype(f32),
+                           np.clip(occ_b, 0, 1).astype(f32), self.height, self.width, start)

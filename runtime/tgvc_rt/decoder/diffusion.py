@@ -8,11 +8,16 @@ latent coordinates, ``diffusion.guidance``) -> VAE-decode the in-between frames,
 residual on the warp frames (``warp + D(z) - D(z_warp)``, ``DiffusionOptions.output``). The keyframes are
 passed through exactly at frames 0 and F-1. Images whose size is not a multiple of 8 are padded
 (edge replication, bottom/right) for the VAE and cropped back; track coordinates are unaffected.
+
+``iter_diffused`` does this window by window on a stream of warp frames: it takes the warp frames of
+one window (and of the VAE batch the window ends in), yields that window's refined frames and keeps
+only the latent of the join, so its memory does not grow with the group's length. ``diffuse_group``
+is the same on a stacked group.
 """
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -112,27 +117,83 @@ def diffuse_group(warp_frames: np.ndarray, key_a: np.ndarray, key_b: np.ndarray,
     ``total``) and call
     counts (``<stage>_calls``).
     """
-    options = options or DiffusionOptions()
-    options.validate()
     warp_frames = np.asarray(warp_frames, dtype=np.uint8)
     if warp_frames.ndim != 4 or warp_frames.shape[3] != 3:
         raise ValueError(f"warp frames must be uint8 [F, H, W, 3], got {warp_frames.shape}")
-    F, H, W = warp_frames.shape[:3]
+    out = np.empty_like(warp_frames)
+    for f, frame in enumerate(iter_diffused(warp_frames, len(warp_frames), key_a, key_b, tracks, models, options,
+                                            seed, timings)):
+        out[f] = frame
+    return out
+
+
+def iter_diffused(warp_frames: Iterable[np.ndarray], num_frames: int, key_a: np.ndarray, key_b: np.ndarray,
+                  tracks: Tracks | None, models, options: DiffusionOptions | None = None, seed: int = 0,
+                  timings: dict | None = None) -> Iterator[np.ndarray]:
+    """``diffuse_group`` window by window: the refined frames of a group in order, uint8 ``[H, W, 3]`` each,
+    from its ``num_frames`` warp frames (any iterable of uint8 ``[H, W, 3]`` in order, read as needed).
+
+    Holds the warp frames and latents of one diffusion window (plus the rest of the VAE batch it ends in)
+    at a time. The VAE encodes the frames in the same batches as the whole group at once would, and
+    decodes a window's frames a VAE batch at a time (its models work per frame: the batches do not change
+    the result); the UNet sees each window as always.
+    """
+    options = options or DiffusionOptions()
+    options.validate()
+    F = int(num_frames)
+    key_a, key_b = np.asarray(key_a), np.asarray(key_b)
+    H, W = key_a.shape[:2]
     if key_a.shape != (H, W, 3) or key_b.shape != (H, W, 3):
         raise ValueError("keyframes and warp frames differ in size")
     if tracks is not None and tracks.num_tracks and tracks.num_frames != F:
         raise ValueError(f"tracks span {tracks.num_frames} frames, the group has {F}")
-    out = warp_frames.copy()
-    out[0] = key_a
-    if F == 1:
-        return out
-    out[F - 1] = key_b
-    if F == 2:
-        return out
+    key_a, key_b = key_a.astype(np.uint8, copy=False), key_b.astype(np.uint8, copy=False)
+    source = iter(warp_frames)
+    pixels: dict[int, np.ndarray] = {}  # local frame -> warp frame (the keys at 0 and F-1), read, not yet done
+    zn: dict[int, np.ndarray] = {}      # local frame -> normalised warp latent, encoded, not yet done
+    done = {"read": 0, "encoded": 0, "waited": 0.0}  # frames read and encoded; seconds spent reading
+
+    def read(upto: int) -> None:
+        """Read the warp frames up to local frame ``upto`` (inclusive)."""
+        while done["read"] <= upto:
+            f = done["read"]
+            t0 = time.perf_counter()
+            frame = next(source, None)
+            done["waited"] += time.perf_counter() - t0
+            if frame is None:
+                raise ValueError(f"the group has {F} frames, the warp frames end at {f}")
+            frame = np.asarray(frame, dtype=np.uint8)
+            if frame.shape != (H, W, 3):
+                raise ValueError("keyframes and warp frames differ in size")
+            pixels[f] = key_a if f == 0 else key_b if f == F - 1 else frame
+            done["read"] += 1
+
+    def no_more() -> None:
+        if next(source, None) is not None:
+            raise ValueError(f"the group has {F} frames, there are more warp frames")
+
+    if F <= 2:
+        read(F - 1)
+        no_more()
+        yield key_a.copy()
+        if F == 2:
+            yield key_b.copy()
+        return
     t_total = time.perf_counter()
     ae = models.autoencoder(batch=options.vae_batch)
-    with _timed(timings, "vae_encode"):
-        zn = ae.encode(_pad8(out))                                     # [F, C, h, w] normalised
+
+    def encode(upto: int) -> None:
+        """Encode the warp frames up to local frame ``upto`` (inclusive) in the VAE batches of the whole
+        group: frames ``k * batch ..``."""
+        while done["encoded"] <= upto:
+            lo = done["encoded"]
+            hi = min(lo + ae.batch, F)
+            read(hi - 1)
+            with _timed(timings, "vae_encode"):
+                z = ae.encode(_pad8(np.stack([pixels[f] for f in range(lo, hi)])))
+            zn.update((lo + i, z[i]) for i in range(hi - lo))
+            done["encoded"] = hi
+
     abar = models.alphas_cumprod()
     t_start = start_timestep(options.strength, len(abar))
     timesteps = timesteps_for(options.steps, t_start, options.spacing)
@@ -145,13 +206,17 @@ def diffuse_group(warp_frames: np.ndarray, key_a: np.ndarray, key_b: np.ndarray,
     if use_guidance:
         pos_all = latent_positions(tracks.xy)
         vis_all = tracks.vis.astype(np.float32)
-    latents = zn.copy()
+    yield key_a.copy()
+    first = None  # the window's start anchor: the keyframe's latent, then the one generated at the join
     for s, e in plan_windows(F, options.window):
-        first = latents[s]                           # keyframe latent, or generated at the join
+        encode(e)
+        zw = np.stack([zn[f] for f in range(s, e + 1)])  # the window's warp latents
+        if first is None:
+            first = zn[s]
         last = zn[e]                                 # keyframe latent, or warp latent at the join
-        clean = zn[s:e + 1].copy()
+        clean = zw.copy()
         clean[0], clean[-1] = first, last
-        cond = build_cond(first, last, zn[s:e + 1])
+        cond = build_cond(first, last, zw)
         x = warm_start(clean, t_start, abar, rng)
 
         def denoise(x_t, t, cond=cond):
@@ -173,18 +238,30 @@ def diffuse_group(warp_frames: np.ndarray, key_a: np.ndarray, key_b: np.ndarray,
         result = sample_ddim(denoise, x, timesteps, abar, eta=options.eta, rng=rng, guidance=guidance,
                              guidance_scale=scale, guidance_iters=options.guidance_iters,
                              guidance_repredict=options.guidance_repredict)
-        latents[s + 1:e + 1] = result[1:]
-    with _timed(timings, "vae_decode"):
-        if options.output == "residual":
-            n = F - 2
-            both = ae.decode_float(np.concatenate([latents[1:F - 1], zn[1:F - 1]]))
-            change = both[:n, :H, :W] - both[n:, :H, :W]
-            if options.residual_blur > 0:  # keep the latent-scale part of the change
-                change = np.stack([cv2.GaussianBlur(c, (0, 0), options.residual_blur) for c in change])
-            decoded = np.clip(np.rint(out[1:F - 1].astype(np.float32) + change), 0, 255).astype(np.uint8)
-        else:
-            decoded = ae.decode(latents[1:F - 1])[:, :H, :W]
-    out[1:F - 1] = decoded
+        latents = np.asarray(result[1:], np.float32)  # frames s+1 .. e
+        first = latents[-1]
+        stop = min(e, F - 2)  # the window's in-between frames to output: s+1 .. stop
+        n = stop - s
+        for i in range(0, n, ae.batch):  # decoded a VAE batch at a time (the decoder is per frame)
+            j = min(i + ae.batch, n)
+            with _timed(timings, "vae_decode"):
+                if options.output == "residual":
+                    both = ae.decode_float(np.concatenate([latents[i:j], zw[1 + i:1 + j]]))
+                    change = both[:j - i, :H, :W] - both[j - i:, :H, :W]
+                    if options.residual_blur > 0:  # keep the latent-scale part of the change
+                        change = np.stack([cv2.GaussianBlur(c, (0, 0), options.residual_blur) for c in change])
+                    warp = np.stack([pixels[f] for f in range(s + 1 + i, s + 1 + j)])
+                    decoded = np.clip(np.rint(warp.astype(np.float32) + change), 0, 255).astype(np.uint8)
+                else:
+                    decoded = ae.decode(latents[i:j])[:, :H, :W]
+            t_out = time.perf_counter()
+            yield from decoded
+            t_total += time.perf_counter() - t_out  # the consumer's time is not ours
+        for f in [f for f in pixels if f < e]:
+            del pixels[f]
+        for f in [f for f in zn if f < e]:
+            del zn[f]
+    no_more()
+    yield key_b.copy()
     if timings is not None:
-        timings["total"] = timings.get("total", 0.0) + time.perf_counter() - t_total
-    return out
+        timings["total"] = timings.get("total", 0.0) + time.perf_counter() - t_total - done["waited"]

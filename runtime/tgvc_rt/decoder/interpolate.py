@@ -11,17 +11,21 @@ IFNet, ``docs/models.md``) interpolates from the two decoded keyframes, steered 
 Both are inputs of one ONNX graph; with both off this is RIFE alone. Frames are padded (edge
 replication, bottom/right) to multiples of the model's ``pad``; track coordinates are unaffected.
 Deterministic for a given backend: no randomness.
+
+``iter_group`` yields the frames one by one, model batch by model batch, with the dense motion of
+each batch computed for it alone (``GroupMotion``), so its memory does not grow with the group's
+length; ``interpolate_group`` stacks them.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from tgvc_rt.decoder.dense_motion import DenseMotionOptions, dense_motion, track_sigma
-from tgvc_rt.decoder.group import group_frames
+from tgvc_rt.decoder.dense_motion import DenseMotionOptions, GroupMotion, track_sigma
+from tgvc_rt.decoder.group import check_keys, collect
 from tgvc_rt.errors import OptionError
 from tgvc_rt.models.interpolator import (DEFAULT_PAD, frames_output, image_input, no_track_rows, pad_edges,
                                          padded_size)
@@ -81,18 +85,33 @@ def _full_res(grid: np.ndarray, height: int, width: int) -> np.ndarray:
     return up.reshape(height, width, -1).transpose(2, 0, 1)
 
 
-def interpolate_group(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, run: Runner,
-                      options: InterpOptions = InterpOptions()) -> np.ndarray:
-    """Frames of one group, uint8 [F, H, W, 3]; frame 0 is ``key_a``, frame F-1 ``key_b``.
+def iter_group(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, run: Runner,
+               options: InterpOptions = InterpOptions()) -> Iterator[np.ndarray]:
+    """The frames of one group in order, uint8 [H, W, 3] each; frame 0 is ``key_a``, frame F-1 ``key_b``.
 
     ``run`` executes the interpolator model (a backend session's ``run``). The model works at the
     frame's size, at 2x for small frames (``min_side``), or at half size for large ones
     (``max_side``: its flows and blend mask are then applied to the full-resolution keys).
     """
-    out = group_frames(key_a, key_b, tracks.num_frames)
-    if tracks.num_frames <= 2:
-        return out
-    key_a, key_b = out[0], out[-1]
+    key_a, key_b = check_keys(key_a, key_b, tracks.num_frames)
+    yield key_a.copy()
+    if tracks.num_frames == 1:
+        return
+    if tracks.num_frames > 2:
+        yield from _inner_frames(key_a, key_b, tracks, run, options)
+    yield key_b.copy()
+
+
+def interpolate_group(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, run: Runner,
+                      options: InterpOptions = InterpOptions()) -> np.ndarray:
+    """Frames of one group, uint8 [F, H, W, 3]; frame 0 is ``key_a``, frame F-1 ``key_b`` (``iter_group``
+    stacked)."""
+    return collect(iter_group(key_a, key_b, tracks, run, options), tracks.num_frames)
+
+
+def _inner_frames(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, run: Runner,
+                  options: InterpOptions) -> Iterator[np.ndarray]:
+    """Frames 1 .. F-2 of a group (F >= 3), in order."""
     height, width = key_a.shape[:2]
     if min(height, width) < options.min_side:
         work = 2.0
@@ -106,13 +125,13 @@ def interpolate_group(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, run:
     scaled = tracks if work == 1.0 else Tracks((tracks.xy + 0.5) * work - 0.5, tracks.vis, tracks.instance)
     for frames, outputs in _model_outputs(keys[0], keys[1], scaled, run, options):
         if work == 1.0:
-            out[frames] = frames_output(outputs["frame"], height, width)
+            out = frames_output(outputs["frame"], height, width)
         elif work > 1.0:
             big = frames_output(outputs["frame"], size[1], size[0])
-            out[frames] = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in big]
+            out = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in big]
         else:
-            out[frames] = _apply_flows(key_a, key_b, outputs["flow"], outputs["mask"], size)
-    return out
+            out = _apply_flows(key_a, key_b, outputs["flow"], outputs["mask"], size)
+        yield from out
 
 
 def _apply_flows(key_a: np.ndarray, key_b: np.ndarray, flow: np.ndarray, mask: np.ndarray,
@@ -139,25 +158,27 @@ def _model_outputs(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, run: Ru
     hp, wp = padded_size(height, width, options.pad)
     img0, img1 = image_input(key_a, hp, wp), image_input(key_b, hp, wp)
     use_init = options.init_flow and tracks.num_tracks > 0
-    dm = dense_motion(tracks, height, width, options.motion) if use_init else None
-    camera = dm is not None and options.init_global and bool(np.any(dm.prior_a) or np.any(dm.prior_b))
-    flow_a, flow_b = (dm.flow_a, dm.flow_b) if dm is not None else (None, None)  # properties: build once
+    motion = GroupMotion(tracks, height, width, options.motion) if use_init else None
+    camera = motion is not None and options.init_global and motion.has_prior
     sigma = track_sigma(tracks, options.motion) * options.sigma_scale
     guide = np.array([sigma, options.guide_lambda, options.guidance], np.float32)
     zero_flow = np.zeros((4, hp, wp), np.float32)
     zero_weight = np.zeros((1, hp, wp), np.float32)
-    inner = list(range(1, f_ - 1))
+    inner = range(1, f_ - 1)
     for i in range(0, len(inner), options.batch):
         frames = inner[i:i + options.batch]
         b = len(frames)
         flow_init, init_weight = [], []
-        for f in frames:
-            if dm is None:
+        if motion is not None:  # the dense motion of this batch's frames only
+            dm = motion.frames(frames[0], frames[-1] + 1)
+            flow_a, flow_b = dm.flow_a, dm.flow_b  # properties: build once
+        for j in range(b):
+            if motion is None:
                 flow_init.append(zero_flow)
                 init_weight.append(zero_weight)
                 continue
-            weight = np.ones_like(dm.support[f]) if camera else dm.support[f]
-            grid = np.concatenate([flow_a[f], flow_b[f], weight[..., None]], axis=-1)
+            weight = np.ones_like(dm.support[j]) if camera else dm.support[j]
+            grid = np.concatenate([flow_a[j], flow_b[j], weight[..., None]], axis=-1)
             full = pad_edges(_full_res(grid, height, width), hp, wp)
             flow_init.append(full[:4])
             init_weight.append(full[4:5])

@@ -1,8 +1,14 @@
-"""The decoder: .tgv -> frames, one keyframe group at a time (streaming, bounded memory).
+"""The decoder: .tgv -> frames, one keyframe group at a time, each group in windows (bounded memory).
 
 parsed .tgv -> per group: decode its two keyframes and its tracks
           -> interpolation: "interp" (the model set's IFNet steered by the tracks) or "warp" (classical)
           -> (mode "diffusion") guided latent diffusion refinement -> emit frames in order
+
+Every stage is a generator over the group's frames: the interpolators yield frame after frame and
+compute dense motion and model inputs per batch or window of frames, the diffusion refinement takes
+the interpolated frames of one diffusion window at a time, and the frames go out as they are made.
+What the decoder holds for a group is thus bounded by the window sizes, not the group's length
+(beyond the group's tracks and a few numbers per frame).
 """
 from __future__ import annotations
 
@@ -18,9 +24,9 @@ from ..codec.trajectories import decode_tracks
 from ..errors import BitstreamError, ModelSetError, OptionError
 from ..types import Tracks
 from .interpolate import InterpOptions
-from .interpolate import interpolate_group as interp_group
+from .interpolate import iter_group as interp_group
 from .warp import WarpOptions
-from .warp import interpolate_group as warp_group
+from .warp import iter_group as warp_group
 
 MODES = ("interp", "warp", "diffusion")
 MODEL_MODES = ("interp", "diffusion")  # modes that need the model set
@@ -61,8 +67,9 @@ def _open_model_set(bs: Bitstream, options: DecodeOptions):
 
 
 def _open_interpolator(models, options: DecodeOptions) -> Callable:
-    """The group interpolator: the model set's IFNet in the model modes, else the warp decoder (mode
-    "warp", or "diffusion" with a set that has no interpolator)."""
+    """The group interpolator, ``(key_a, key_b, tracks) -> iterator over the group's frames``: the model set's
+    IFNet in the model modes, else the warp decoder (mode "warp", or "diffusion" with a set that has no
+    interpolator)."""
     if models is not None and models.has("interpolator"):
         options.interp.validate()
         session = models.session("interpolator")
@@ -73,12 +80,12 @@ def _open_interpolator(models, options: DecodeOptions) -> Callable:
 
 
 def _open_diffusion(bs: Bitstream, models, options: DecodeOptions) -> Callable:
-    from .diffusion import DiffusionOptions, diffuse_group
+    from .diffusion import DiffusionOptions, iter_diffused
 
     dopts = options.diffusion or DiffusionOptions()
 
     def run(warp_frames, key_a, key_b, tracks, group_index, timings):
-        return diffuse_group(warp_frames, key_a, key_b, tracks, models, dopts,
+        return iter_diffused(warp_frames, tracks.num_frames, key_a, key_b, tracks, models, dopts,
                              seed=(bs.header.noise_seed + group_index) % (1 << 63), timings=timings)
 
     return run
@@ -127,19 +134,33 @@ def iter_decoded_frames(stream: bytes | Bitstream, options: DecodeOptions = Deco
         tracks = _group_tracks(bs, g, options.conceal, stats)
         stats.add("tracks", time.perf_counter() - t0)
         if num == 1:
-            frames = key_a[None]
+            frames = iter([key_a.copy()])
         else:
-            t0 = time.perf_counter()
-            frames = interpolate(key_a, key_b, tracks)
-            stats.add("interpolation", time.perf_counter() - t0)
+            frames = _timed(interpolate(key_a, key_b, tracks), stats, "interpolation")
             if diffuse is not None and num > 2:
-                t0 = time.perf_counter()
-                frames = diffuse(frames, key_a, key_b, tracks, g, stats.seconds)
-                stats.add("diffusion", time.perf_counter() - t0)
-        first = 0 if g == 0 else 1  # the start keyframe was the previous group's last frame
-        for frame in frames[first:]:
+                frames = _timed(diffuse(frames, key_a, key_b, tracks, g, stats.seconds), stats, "diffusion",
+                                inner="interpolation")
+        if g > 0:
+            next(frames)  # the start keyframe was the previous group's last frame
+        for frame in frames:
             stats.frames += 1
             yield frame
+
+
+def _timed(frames: Iterator[np.ndarray], stats: DecodeStats, stage: str,
+           inner: str | None = None) -> Iterator[np.ndarray]:
+    """``frames``, adding the time spent making each to ``stats`` under ``stage``, less what ``stats`` gained
+    under ``inner`` meanwhile (a stage that draws on another one's frames)."""
+    frames = iter(frames)
+    while True:
+        t0 = time.perf_counter()
+        before = stats.seconds.get(inner, 0.0) if inner else 0.0
+        frame = next(frames, None)
+        spent = time.perf_counter() - t0 - ((stats.seconds.get(inner, 0.0) - before) if inner else 0.0)
+        stats.add(stage, spent)
+        if frame is None:
+            return
+        yield frame
 
 
 def _group_tracks(bs: Bitstream, g: int, conceal: bool, stats: DecodeStats) -> Tracks:

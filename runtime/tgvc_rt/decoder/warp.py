@@ -17,16 +17,21 @@ For every in-between frame f of a group (t = f / (F-1)):
 
 Frames 0 and F-1 are the keys themselves. With no tracks this is a plain cross-fade.
 Deterministic (no randomness, only per-pixel independent OpenCV ops).
+
+``iter_group`` yields the frames one by one and computes the dense motion window by window
+(``group.motion_window``), so its memory does not grow with the group's length;
+``interpolate_group`` stacks them.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
-from tgvc_rt.decoder.dense_motion import DenseMotion, DenseMotionOptions, dense_motion, grid_centres
-from tgvc_rt.decoder.group import group_frames
+from tgvc_rt.decoder.dense_motion import DenseMotion, DenseMotionOptions, GroupMotion, grid_centres
+from tgvc_rt.decoder.group import check_keys, collect, motion_window
 from tgvc_rt.types import Tracks
 
 
@@ -109,31 +114,59 @@ def colour_support(dm: DenseMotion, key_a: np.ndarray, key_b: np.ndarray, opts: 
     return replace(dm, support=support.astype(np.float32))
 
 
-def blend_weights(dm: DenseMotion, opts: WarpOptions) -> np.ndarray:
-    """Weight of key B per frame on the reduced grid, float32 [F, h, w] (key A gets 1 - that)."""
-    flow_a, flow_b = dm.flow_a, dm.flow_b
-    f_, h, w = flow_a.shape[:3]
-    n = f_ - 1
+def key_occlusion(first: DenseMotion, last: DenseMotion, opts: WarpOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Forward-backward occlusion of the keys on the reduced grid, float32 [h, w] each: of key B's content
+    in key A and of key A's content in key B. ``first`` and ``last`` hold frames 0 and F-1 (after
+    ``colour_support``, if used) at their index 0; zeros with ``use_fb_occlusion`` off."""
+    h, w = first.support.shape[1:]
+    if not opts.use_fb_occlusion:
+        zeros = np.zeros((h, w), np.float32)
+        return zeros, zeros
+    centres = grid_centres(first.height, first.width, h, w)
+    flow_b0, flow_an = first.flow_b[0], last.flow_a[0]
+    return (_fb_occlusion(flow_b0, flow_an, centres, first.height, first.width, opts),
+            _fb_occlusion(flow_an, flow_b0, centres, first.height, first.width, opts))
+
+
+def blend_weight(dm: DenseMotion, i: int, t: float, occ: tuple[np.ndarray, np.ndarray],
+                 opts: WarpOptions) -> np.ndarray:
+    """Weight of key B at ``dm``'s frame index ``i`` (an in-between frame at time ``t``) on the reduced
+    grid, float32 [h, w] (key A gets 1 - that); ``occ`` from ``key_occlusion``."""
+    occ_ab, occ_ba = occ
+    h, w = dm.support.shape[1:]
     height, width = dm.height, dm.width
     centres = grid_centres(height, width, h, w)
-    occ_ab = occ_ba = np.zeros((h, w), np.float32)
-    if opts.use_fb_occlusion:
-        occ_ab = _fb_occlusion(flow_b[0], flow_a[n], centres, height, width, opts)
-        occ_ba = _fb_occlusion(flow_a[n], flow_b[0], centres, height, width, opts)
+    flow_a = dm.prior_a[i] + dm.support[i, ..., None] * dm.residual_a[i]
+    flow_b = dm.prior_b[i] + dm.support[i, ..., None] * dm.residual_b[i]
+    pos_a, pos_b = centres + flow_a, centres + flow_b
+    occ_a = np.maximum(_sample(occ_ba, pos_b, height, width), _outside(pos_a, height, width))
+    occ_b = np.maximum(_sample(occ_ab, pos_a, height, width), _outside(pos_b, height, width))
+    if opts.use_vis_occlusion:
+        occ_a = np.maximum(occ_a, dm.occ_vis_a[i])
+        occ_b = np.maximum(occ_b, dm.occ_vis_b[i])
+    wa = (1 - t) * (1 - occ_a + opts.min_weight)
+    wb = t * (1 - occ_b + opts.min_weight)
+    return np.asarray(wb / (wa + wb), np.float32)
+
+
+def blend_weights(dm: DenseMotion, opts: WarpOptions) -> np.ndarray:
+    """Weight of key B per frame of a whole group on the reduced grid, float32 [F, h, w] (``blend_weight``
+    for every frame)."""
+    f_, h, w = dm.support.shape
+    n = f_ - 1
+    occ = key_occlusion(_frame(dm, 0), _frame(dm, n), opts)
     alpha = np.zeros((f_, h, w), np.float32)
     alpha[n] = 1.0
     for f in range(1, n):
-        t = f / n
-        pos_a, pos_b = centres + flow_a[f], centres + flow_b[f]
-        occ_a = np.maximum(_sample(occ_ba, pos_b, height, width), _outside(pos_a, height, width))
-        occ_b = np.maximum(_sample(occ_ab, pos_a, height, width), _outside(pos_b, height, width))
-        if opts.use_vis_occlusion:
-            occ_a = np.maximum(occ_a, dm.occ_vis_a[f])
-            occ_b = np.maximum(occ_b, dm.occ_vis_b[f])
-        wa = (1 - t) * (1 - occ_a + opts.min_weight)
-        wb = t * (1 - occ_b + opts.min_weight)
-        alpha[f] = wb / (wa + wb)
+        alpha[f] = blend_weight(dm, f, f / n, occ, opts)
     return alpha
+
+
+def _frame(dm: DenseMotion, i: int) -> DenseMotion:
+    """Frame ``i`` of ``dm`` alone."""
+    return replace(dm, **{k: getattr(dm, k)[i:i + 1] for k in ("prior_a", "prior_b", "residual_a", "residual_b",
+                                                              "support", "occ_vis_a", "occ_vis_b")},
+                   start=dm.start + i)
 
 
 def _warp(key: np.ndarray, flow_grid: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
@@ -143,27 +176,50 @@ def _warp(key: np.ndarray, flow_grid: np.ndarray, gx: np.ndarray, gy: np.ndarray
                      borderMode=cv2.BORDER_REPLICATE)
 
 
+def iter_group(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks,
+               options: WarpOptions = WarpOptions()) -> Iterator[np.ndarray]:
+    """The frames of one group in order, uint8 [H, W, 3] each; frame 0 is ``key_a`` and frame F-1 ``key_b``.
+
+    ``tracks`` are the group's decoded tracks (F = tracks.num_frames, K may be 0). Dense motion, colour
+    support and blend weights are computed a window of frames at a time (``group.motion_window``).
+    """
+    key_a, key_b = check_keys(key_a, key_b, tracks.num_frames)
+    yield key_a.copy()
+    if tracks.num_frames == 1:
+        return
+    if tracks.num_frames > 2:
+        yield from _inner_frames(key_a, key_b, tracks, options)
+    yield key_b.copy()
+
+
+def _inner_frames(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks,
+                  options: WarpOptions) -> Iterator[np.ndarray]:
+    """Frames 1 .. F-2 of a group (F >= 3), in order."""
+    n = tracks.num_frames - 1
+    height, width = key_a.shape[:2]
+    motion = GroupMotion(tracks, height, width, options.motion)
+    sharpen = options.colour_support and tracks.num_tracks
+
+    def window(start: int, stop: int) -> DenseMotion:
+        dm = motion.frames(start, stop)
+        return colour_support(dm, key_a, key_b, options) if sharpen else dm
+
+    occ = key_occlusion(window(0, 1), window(n, n + 1), options)
+    gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    step = motion_window(motion.grid)
+    for start in range(1, n, step):
+        dm = window(start, min(start + step, n))
+        flow_a, flow_b = dm.flow_a, dm.flow_b
+        for i in range(dm.support.shape[0]):
+            alpha = blend_weight(dm, i, (start + i) / n, occ, options)
+            warped_a = _warp(key_a, flow_a[i], gx, gy)
+            warped_b = _warp(key_b, flow_b[i], gx, gy)
+            a = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_LINEAR)
+            yield cv2.blendLinear(warped_a, warped_b, 1.0 - a, a)
+
+
 def interpolate_group(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks,
                       options: WarpOptions = WarpOptions()) -> np.ndarray:
-    """Frames of one group, uint8 [F, H, W, 3]; frame 0 is ``key_a`` and frame F-1 ``key_b``.
-
-    ``tracks`` are the group's decoded tracks (F = tracks.num_frames, K may be 0).
-    """
-    f_ = tracks.num_frames
-    out = group_frames(key_a, key_b, f_)
-    if f_ <= 2:
-        return out
-    key_a, key_b = out[0], out[-1]
-    height, width = key_a.shape[:2]
-    dm = dense_motion(tracks, height, width, options.motion)
-    if options.colour_support and tracks.num_tracks:
-        dm = colour_support(dm, key_a, key_b, options)
-    alpha = blend_weights(dm, options)
-    flow_a, flow_b = dm.flow_a, dm.flow_b
-    gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    for f in range(1, f_ - 1):
-        warped_a = _warp(key_a, flow_a[f], gx, gy)
-        warped_b = _warp(key_b, flow_b[f], gx, gy)
-        a = cv2.resize(alpha[f], (width, height), interpolation=cv2.INTER_LINEAR)
-        out[f] = cv2.blendLinear(warped_a, warped_b, 1.0 - a, a)
-    return out
+    """Frames of one group, uint8 [F, H, W, 3]; frame 0 is ``key_a`` and frame F-1 ``key_b`` (``iter_group``
+    stacked)."""
+    return collect(iter_group(key_a, key_b, tracks, options), tracks.num_frames)
