@@ -22,8 +22,9 @@ from tgvc_rt.decoder.diffusion import DiffusionOptions
 from tgvc_rt.decoder.interpolate import InterpOptions
 from tgvc_rt.decoder.interpolate import iter_group as interp_iter_group
 from tgvc_rt.decoder.pipeline import DecodeOptions, iter_decoded_frames
-from tgvc_rt.encoder.keyframe_formats import CODEC_IDS, encode_keyframes
-from tgvc_rt.encoder.trajectories import encode_tracks
+from tgvc_rt.codec.keyframe_formats import CODEC_IDS
+from tgvc_rt.encoder.keyframe_rate import encode_keyframes
+from tgvc_rt.codec.trajectories import encode_tracks
 from tgvc_rt.types import Tracks
 
 W, H = 320, 240
