@@ -227,42 +227,51 @@ def test_onnx_tracker_and_bench(tmp_path, sample_clip):
     assert result["command"].startswith("tgvc-rt bench ") and len(result["records"]) == 1
 
 
-def test_encode_defaults_match_the_api():
-    """The CLI's encoder defaults are the library's (one source of truth for tuned values)."""
+def _cli_defaults(command: str) -> dict:
     import inspect
 
     from tgvc_rt import cli
-    from tgvc_rt.encoder.ratecontrol import RateOptions
 
+    return {name: p.default.default for name, p in inspect.signature(getattr(cli, command)).parameters.items()}
+
+
+NOT_OPTIONS = {"input", "output", "quiet"}  # arguments and the terminal switch: no dataclass behind them
+
+
+def test_encode_defaults_match_the_api():
+    """Every encode option's default is the library's (one source of truth for tuned values); options
+    that only shape the input (``--frames``, ``--resize``) default to 'all' / 'as is'."""
     from tgvc_rt.encoder.pipeline import EncodeOptions
 
-    params = inspect.signature(cli.encode).parameters
-    assert params["track_share"].default.default == RateOptions().track_share
-    assert params["bpp"].default.default == RateOptions().bpp
     want = EncodeOptions()
-    assert params["effort"].default.default == want.effort
-    assert params["models"].default.default == want.model_set
-    assert params["max_gap"].default.default == want.keyframes.max_gap
+    api = {"bpp": want.rate.bpp, "kbps": want.rate.kbps, "track_share": want.rate.track_share,
+           "max_gap": want.keyframes.max_gap, "tracker": want.tracking.method,
+           "grid_step": want.tracking.grid_step, "track_step": want.trajectories.step,
+           "keyframe_codec": want.keyframe_codec, "seed": want.seed, "effort": want.effort,
+           "models": want.model_set, "frames": None, "resize": None}
+    cli = _cli_defaults("encode")
+    assert set(cli) - NOT_OPTIONS == set(api), "a new encode option needs its API default here"
+    for flag, value in api.items():
+        assert cli[flag] == value, flag
 
 
 def test_decode_defaults_match_the_api():
-    """The CLI's decode defaults are the options dataclasses' (tuned values live in one place)."""
-    import inspect
-
-    from tgvc_rt import cli
+    """Every decode option's default is the options dataclasses' (tuned values live in one place);
+    ``--models`` defaults to None, read as DecodeOptions.model_set ("default")."""
     from tgvc_rt.decoder.diffusion import DiffusionOptions
     from tgvc_rt.decoder.pipeline import DecodeOptions
 
-    params = inspect.signature(cli.decode).parameters
-    want = DiffusionOptions()
-    for flag, field in (("steps", "steps"), ("strength", "strength"), ("guidance_scale", "guidance_scale"),
-                        ("guidance_impl", "guidance_impl"),
-                        ("diffusion_output", "output"), ("residual_blur", "residual_blur")):
-        assert params[flag].default.default == getattr(want, field), flag
-    decode = DecodeOptions()
-    for flag, value in (("mode", decode.mode), ("device", decode.device), ("threads", decode.threads),
-                        ("init_flow", decode.interp.init_flow), ("flow_guidance", decode.interp.guidance)):
-        assert params[flag].default.default == value, flag
+    diffusion, decode = DiffusionOptions(), DecodeOptions()
+    api = {"steps": diffusion.steps, "strength": diffusion.strength, "guidance_scale": diffusion.guidance_scale,
+           "guidance_impl": diffusion.guidance_impl, "diffusion_output": diffusion.output,
+           "residual_blur": diffusion.residual_blur, "mode": decode.mode, "device": decode.device,
+           "threads": decode.threads, "init_flow": decode.interp.init_flow,
+           "flow_guidance": decode.interp.guidance, "conceal": decode.conceal, "conceal_report": None,
+           "models": None}
+    cli = _cli_defaults("decode")
+    assert set(cli) - NOT_OPTIONS == set(api), "a new decode option needs its API default here"
+    for flag, value in api.items():
+        assert cli[flag] == value, flag
 
 
 def wait_until(condition, proc, timeout=60.0) -> bool:
