@@ -198,16 +198,51 @@ def test_damaged_group_is_named_or_tolerated(number):
     assert read_bitstream(clean, tolerate_damaged_groups=True).damaged_groups == {}
 
 
+def flip_keyframe_payload(data: bytes, number: int) -> bytes:
+    """``data`` with one byte flipped inside the payload of its ``number``-th KEYFRAME section."""
+    sec = [s for s in iter_sections(data) if s.kind == SectionType.KEYFRAME][number]
+    out = bytearray(data)
+    out[sec.offset + sec.size - 5] ^= 0x5A
+    return bytes(out)
+
+
+@pytest.mark.parametrize("number", [0, 1, 3])
+def test_damaged_keyframe_is_named_or_tolerated(number):
+    """A KEYFRAME section whose CRC fails: a strict read names the keyframe and its frame (the first keyframe
+    is frame 0, any other the end of the group that follows it); a tolerant read keeps it, empty, and marks it."""
+    bs = make_stream(num_frames=49, keyframes=(0, 16, 32, 48))
+    clean = write_bitstream(bs)
+    data = flip_keyframe_payload(clean, number)
+    frame = sorted(bs.keyframes)[number]
+    with pytest.raises(BitstreamError, match=rf"^corrupt .tgv stream: keyframe {number} \(frame {frame}\): "
+                                             r"section CRC mismatch$"):
+        read_bitstream(data, tolerate_damaged_groups=True)
+    back = read_bitstream(data, tolerate_damaged_keyframes=True)
+    assert back.damaged_keyframes == {frame: "section CRC mismatch"}
+    assert back.keyframes == {k: b"" if k == frame else p for k, p in bs.keyframes.items()}
+    assert [(g.start, g.end, g.tracks) for g in back.groups] == [(g.start, g.end, g.tracks) for g in bs.groups]
+    assert back.section_sizes == read_bitstream(clean).section_sizes
+    # the group that tells a damaged keyframe's frame is damaged too: the keyframe cannot be placed
+    if number > 0:
+        both = bytes(x ^ y ^ z for x, y, z in zip(data, flip_group_payload(clean, number - 1), clean))
+        with pytest.raises(BitstreamError, match="CRC mismatch in keyframe section at byte"):
+            read_bitstream(both, tolerate_damaged_groups=True, tolerate_damaged_keyframes=True)
+
+
 def test_tolerant_read_stays_strict_elsewhere():
-    """Only a GROUP section's CRC is tolerated: a damaged keyframe or header, or a truncation, stays an error."""
+    """Only GROUP and KEYFRAME sections' CRCs are tolerated: a damaged header, or a truncation, stays an error;
+    a damaged keyframe stays one unless keyframes are tolerated."""
     data = write_bitstream(make_stream())
     sections = list(iter_sections(data))
     for sec in sections:
         if sec.kind in (SectionType.HEADER, SectionType.KEYFRAME):
             bad = bytearray(data)
             bad[sec.offset + sec.size - 5] ^= 0x01
-            with pytest.raises(BitstreamError, match="CRC mismatch in"):
+            with pytest.raises(BitstreamError, match="CRC mismatch"):
                 read_bitstream(bytes(bad), tolerate_damaged_groups=True)
+        if sec.kind == SectionType.HEADER:
+            with pytest.raises(BitstreamError, match="CRC mismatch in header"):
+                read_bitstream(bytes(bad), tolerate_damaged_groups=True, tolerate_damaged_keyframes=True)
     for cut in range(0, len(data), 7):
         with pytest.raises(BitstreamError):
             read_bitstream(data[:cut], tolerate_damaged_groups=True)

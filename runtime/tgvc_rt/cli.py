@@ -150,9 +150,10 @@ def decode(
                                                   "(0 = off)."),
     models: Optional[str] = typer.Option(None, help="Model set name or folder (the bundled 'default' "
                                                     "if not given)."),
-    conceal: bool = typer.Option(False, help="Decode a group whose section is damaged from its two keyframes "
-                                             "instead of failing; each concealed group gets a line on stderr "
-                                             "(also with -q) and an entry in the JSON report."),
+    conceal: bool = typer.Option(False, help="Decode a group whose section is damaged from its two keyframes, "
+                                             "and replace a damaged keyframe by its neighbour, instead of "
+                                             "failing; each concealed group gets a line on stderr (also with "
+                                             "-q) and an entry in the JSON report."),
     conceal_report: Optional[Path] = typer.Option(None, help="With --conceal: the JSON report's path (default "
                                                              "OUTPUT.conceal.json; with -o - none unless given)."),
     quiet: bool = Quiet,
@@ -185,7 +186,7 @@ def decode(
                                              threads=threads, guidance_impl=guidance_impl,
                                              output=diffusion_output, residual_blur=residual_blur)
         options.diffusion.validate()
-    bs = read_bitstream(read_stream_file(input), tolerate_damaged_groups=conceal)
+    bs = read_bitstream(read_stream_file(input), tolerate_damaged_groups=conceal, tolerate_damaged_keyframes=conceal)
     stats = DecodeStats()
     t0 = time.perf_counter()
     with progress("decoding", bs.header.num_frames, quiet) as advance, \
@@ -226,7 +227,7 @@ def _write_conceal_report(path: Path, input: Path, output: Path, groups: int, st
     from .io import write_bytes_atomic
 
     report = {"input": str(input), "output": str(output), "frames": stats.frames, "groups": groups,
-              "concealed": stats.concealed}
+              "concealed": stats.concealed, "concealed_keyframes": stats.concealed_keyframes}
     write_bytes_atomic(path, (json.dumps(report, indent=2) + "\n").encode())
 
 

@@ -3,7 +3,8 @@
 Stream order: preamble, HEADER, then for each group its keyframes (the first group's start keyframe,
 then every group's end keyframe) followed by its GROUP section, and a final END section. Each group
 references only its two keyframes, so groups decode independently; a reader may therefore keep a
-group whose section is damaged (``tolerate_damaged_groups``) and let the decoder conceal it.
+group whose section is damaged (``tolerate_damaged_groups``) and let the decoder conceal it, and likewise
+a keyframe whose section is damaged (``tolerate_damaged_keyframes``).
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ class Bitstream:
     groups: list[GroupPayload] = field(default_factory=list)
     section_sizes: dict[str, int] = field(default_factory=dict)  # bytes per section kind (read side)
     damaged_groups: dict[int, str] = field(default_factory=dict)  # group number -> why (read side, tolerant)
+    damaged_keyframes: dict[int, str] = field(default_factory=dict)  # frame index -> why (read side, tolerant)
 
     def keyframe_indices(self) -> list[int]:
         return sorted(self.keyframes)
@@ -70,15 +72,22 @@ def write_bitstream(bs: Bitstream, caps: StreamCaps | None = DEFAULT_CAPS) -> by
     return b"".join(out)
 
 
-def read_bitstream(data: bytes, caps: StreamCaps = DEFAULT_CAPS, tolerate_damaged_groups: bool = False) -> Bitstream:
+def read_bitstream(data: bytes, caps: StreamCaps = DEFAULT_CAPS, tolerate_damaged_groups: bool = False,
+                   tolerate_damaged_keyframes: bool = False) -> Bitstream:
     """Parse and validate a whole stream (CRC of every section, structure, caps). Every cap is checked
     on the numbers as they are read, before anything is kept for them.
 
     A GROUP section whose CRC fails is an error naming the group and its frames; with
     ``tolerate_damaged_groups`` it is kept instead, with no tracks, and listed in ``damaged_groups``.
     Its frames are not read from the damaged payload: they run from the previous group's end to the
-    keyframe sent just before the section. The header, keyframes and the end stay strict."""
-    sections = iter_sections(data, tolerate=frozenset({SectionType.GROUP}))
+    keyframe sent just before the section.
+
+    A KEYFRAME section whose CRC fails is an error naming the keyframe (its number in stream order) and
+    its frame; with ``tolerate_damaged_keyframes`` it is kept instead, with an empty payload, and listed
+    in ``damaged_keyframes``. Its frame is not read from the damaged payload either: the first keyframe
+    is frame 0, any other one the end of the GROUP section that follows it (which must be intact).
+    The header and the end stay strict."""
+    sections = iter_sections(data, tolerate=frozenset({SectionType.GROUP, SectionType.KEYFRAME}))
     first = next(sections, None)
     if first is None or first.kind != SectionType.HEADER:
         raise BitstreamError("corrupt .tgv stream: the first section is not the header")
@@ -86,16 +95,25 @@ def read_bitstream(data: bytes, caps: StreamCaps = DEFAULT_CAPS, tolerate_damage
     caps.check_header(bs.header)
     sizes = {"preamble": check_preamble(data), "header": first.size, "keyframe": 0, "group": 0, "end": 0}
     last_keyframe = None
+    pending: Section | None = None  # a damaged KEYFRAME section whose frame the next GROUP section tells
     for count, sec in enumerate(sections, start=2):
         caps.check_sections(count)
+        if pending is not None and sec.kind != SectionType.GROUP:
+            raise BitstreamError(f"corrupt .tgv stream: CRC mismatch in keyframe section at byte {pending.offset}")
         if sec.kind == SectionType.KEYFRAME:
             if len(bs.keyframes) >= bs.header.num_keyframes:
                 raise BitstreamError("corrupt .tgv stream: more keyframes than the header promises")
-            index, pos = read_uleb(sec.payload, 0, "keyframe index")
-            if index >= bs.header.num_frames or index in bs.keyframes:
-                raise BitstreamError(f"corrupt .tgv stream: bad or repeated keyframe index {index}")
-            bs.keyframes[index] = sec.payload[pos:]
-            last_keyframe = index
+            if not sec.intact and bs.keyframes:
+                pending = sec  # its frame is the end of the group that follows
+            elif not sec.intact:
+                last_keyframe = 0  # the first keyframe sent is the first group's start, frame 0
+                _damaged_keyframe(bs, 0, tolerate_damaged_keyframes)
+            else:
+                index, pos = read_uleb(sec.payload, 0, "keyframe index")
+                if index >= bs.header.num_frames or index in bs.keyframes:
+                    raise BitstreamError(f"corrupt .tgv stream: bad or repeated keyframe index {index}")
+                bs.keyframes[index] = sec.payload[pos:]
+                last_keyframe = index
         elif sec.kind == SectionType.GROUP:
             if len(bs.groups) >= bs.header.num_groups:
                 raise BitstreamError("corrupt .tgv stream: more groups than the header promises")
@@ -103,7 +121,15 @@ def read_bitstream(data: bytes, caps: StreamCaps = DEFAULT_CAPS, tolerate_damage
                 start, pos = read_uleb(sec.payload, 0, "group start")
                 end, pos = read_uleb(sec.payload, pos, "group end")
                 caps.check_group(bs.header, start, end, sec.payload[pos:pos + 5])
+                if pending is not None:
+                    if end in bs.keyframes or (bs.keyframes and end <= max(bs.keyframes)):
+                        raise BitstreamError(f"corrupt .tgv stream: CRC mismatch in keyframe section at byte "
+                                             f"{pending.offset}")
+                    pending, last_keyframe = None, end
+                    _damaged_keyframe(bs, end, tolerate_damaged_keyframes)
                 bs.groups.append(GroupPayload(start, end, sec.payload[pos:]))
+            elif pending is not None:  # a damaged keyframe and its group: the keyframe's frame is unknown
+                raise BitstreamError(f"corrupt .tgv stream: CRC mismatch in keyframe section at byte {pending.offset}")
             else:
                 bs.groups.append(_damaged_group(bs, last_keyframe, sec, caps, tolerate_damaged_groups))
         elif sec.kind == SectionType.HEADER:
@@ -113,6 +139,16 @@ def read_bitstream(data: bytes, caps: StreamCaps = DEFAULT_CAPS, tolerate_damage
     _validate_structure(bs)
     bs.section_sizes = sizes
     return bs
+
+
+def _damaged_keyframe(bs: Bitstream, index: int, tolerate: bool) -> None:
+    """Keep the keyframe of frame ``index`` whose KEYFRAME section's CRC failed, with an empty payload, if
+    ``tolerate``, else an error naming it."""
+    number = len(bs.keyframes)
+    if not tolerate:
+        raise BitstreamError(f"corrupt .tgv stream: keyframe {number} (frame {index}): section CRC mismatch")
+    bs.keyframes[index] = b""
+    bs.damaged_keyframes[index] = "section CRC mismatch"
 
 
 def _damaged_group(bs: Bitstream, last_keyframe: int | None, sec: Section, caps: StreamCaps,

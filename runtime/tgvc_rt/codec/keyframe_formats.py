@@ -42,6 +42,16 @@ class KeyframeReader:
         self._sequence = (keyframe_sequence.KeyframeSequenceDecoder(width, height, name)
                           if is_sequence(name) else None)
 
+    @property
+    def sequence(self) -> bool:
+        """Whether the keyframes form one inter-predicted stream (each inter keyframe needs the one before)."""
+        return self._sequence is not None
+
+    def reset(self) -> None:
+        """Forget the references (a sequence codec then decodes nothing before the next intra payload)."""
+        if self._sequence is not None:
+            self._sequence.reset()
+
     def decode(self, payload: bytes) -> np.ndarray:
         if self._sequence is not None:
             return self._sequence.decode(payload)

@@ -133,6 +133,10 @@ class KeyframeSequenceDecoder:
         self._segment: SegmentDecoder | None = None
         self._level = 0
 
+    def reset(self) -> None:
+        """Drop the segment's decoder session and references: the next payload must be an intra one."""
+        self._segment = None
+
     def decode(self, payload: bytes) -> np.ndarray:
         """The next keyframe, RGB uint8 [height, width, 3]."""
         payload = bytes(payload)

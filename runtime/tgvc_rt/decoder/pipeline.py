@@ -20,6 +20,7 @@ import numpy as np
 
 from ..bitstream import Bitstream, read_bitstream
 from ..codec.keyframe_formats import KeyframeReader
+from ..codec.keyframe_sequence import is_intra_payload
 from ..codec.trajectories import decode_tracks
 from ..errors import BitstreamError, ModelSetError, OptionError
 from ..types import Tracks
@@ -42,7 +43,8 @@ class DecodeOptions:
     check_model_set: bool = True         # refuse streams made for another model set
     device: str = "cpu"                  # backend device of the model set: cpu | cuda | tensorrt | auto
     threads: int | None = None           # CPU threads of the backend (None: its default)
-    conceal: bool = False                # decode a damaged group from its keyframes alone (DecodeStats.concealed)
+    conceal: bool = False                # decode a damaged group from its keyframes alone, replace a damaged
+    #                                      keyframe by its neighbour (DecodeStats.concealed, .concealed_keyframes)
 
 
 @dataclass
@@ -50,6 +52,7 @@ class DecodeStats:
     seconds: dict[str, float] = field(default_factory=dict)
     frames: int = 0
     concealed: list[dict] = field(default_factory=list)  # one entry per concealed group (DecodeOptions.conceal)
+    concealed_keyframes: list[dict] = field(default_factory=list)  # one entry per concealed keyframe
 
     def add(self, stage: str, dt: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
@@ -94,8 +97,8 @@ def _open_diffusion(bs: Bitstream, models, options: DecodeOptions) -> Callable:
 def iter_decoded_frames(stream: bytes | Bitstream, options: DecodeOptions = DecodeOptions(),
                         stats: DecodeStats | None = None) -> Iterator[np.ndarray]:
     """Yield decoded RGB frames in display order. ``stream``: a .tgv stream's bytes, or the stream
-    already parsed (``read_bitstream(data, tolerate_damaged_groups=options.conceal)``), which is not
-    parsed again."""
+    already parsed (``read_bitstream(data, tolerate_damaged_groups=options.conceal,
+    tolerate_damaged_keyframes=options.conceal)``), which is not parsed again."""
     if options.mode not in MODES:
         raise OptionError(f"--mode {options.mode!r}: choose one of {', '.join(MODES)}")
     stats = stats if stats is not None else DecodeStats()
@@ -105,8 +108,12 @@ def iter_decoded_frames(stream: bytes | Bitstream, options: DecodeOptions = Deco
             g, why = min(bs.damaged_groups.items())
             group = bs.groups[g]
             raise BitstreamError(f"corrupt .tgv stream: group {g} (frames {group.start}..{group.end}): {why}")
+        if bs.damaged_keyframes and not options.conceal:
+            k, why = min(bs.damaged_keyframes.items())
+            raise BitstreamError(f"corrupt .tgv stream: keyframe {bs.keyframe_indices().index(k)} (frame {k}): {why}")
     else:
-        bs = read_bitstream(stream, tolerate_damaged_groups=options.conceal)
+        bs = read_bitstream(stream, tolerate_damaged_groups=options.conceal,
+                            tolerate_damaged_keyframes=options.conceal)
     h = bs.header
     reader = KeyframeReader(h.keyframe_codec, h.width, h.height)
     t0 = time.perf_counter()
@@ -115,23 +122,13 @@ def iter_decoded_frames(stream: bytes | Bitstream, options: DecodeOptions = Deco
     diffuse = _open_diffusion(bs, models, options) if options.mode == "diffusion" else None
     stats.add("models", time.perf_counter() - t0)  # verify the set's files, open the sessions
 
-    cache: dict[int, np.ndarray] = {}
-
-    def keyframe(index: int) -> np.ndarray:
-        """Keyframes are asked for in ascending order, each decoded once (sequence codecs need that)."""
-        if index not in cache:
-            t0 = time.perf_counter()
-            cache[index] = reader.decode(bs.keyframes[index])
-            stats.add("keyframes", time.perf_counter() - t0)
-        return cache[index]
-
+    keys = _Keyframes(bs, reader, options.conceal, stats)
     for g, group in enumerate(bs.groups):
-        key_a, key_b = keyframe(group.start), keyframe(group.end)
-        for old in [k for k in cache if k < group.start]:
-            del cache[old]
+        key_a, key_b = keys.image(group.start), keys.image(group.end)
+        keys.forget_before(group.start)
         num = group.end - group.start + 1
         t0 = time.perf_counter()
-        tracks = _group_tracks(bs, g, options.conceal, stats)
+        tracks = _group_tracks(bs, g, options.conceal, stats, keys)
         stats.add("tracks", time.perf_counter() - t0)
         if num == 1:
             frames = iter([key_a.copy()])
@@ -163,22 +160,109 @@ def _timed(frames: Iterator[np.ndarray], stats: DecodeStats, stage: str,
         yield frame
 
 
-def _group_tracks(bs: Bitstream, g: int, conceal: bool, stats: DecodeStats) -> Tracks:
+class _Keyframes:
+    """A stream's keyframe images, asked for in ascending order and each decoded once (sequence codecs need
+    that).
+
+    Without ``conceal`` a keyframe that does not decode is an error naming it. With ``conceal`` a damaged
+    keyframe (its section's CRC failed, or its payload does not decode) is replaced by the image of the
+    last keyframe that decoded (keyframes before the first one that decodes: by that one), and is recorded
+    in ``stats.concealed_keyframes``. With a sequence codec the inter keyframes after it reference it, so
+    they are replaced too, up to the next intra keyframe, where the reader starts afresh."""
+
+    def __init__(self, bs: Bitstream, reader: KeyframeReader, conceal: bool, stats: DecodeStats):
+        self.bs, self.reader, self.conceal, self.stats = bs, reader, conceal, stats
+        self.order = bs.keyframe_indices()
+        self.number = {k: n for n, k in enumerate(self.order)}
+        self.next = 0                          # position in ``order`` of the next keyframe to decode
+        self.images: dict[int, np.ndarray] = {}
+        self.concealed: dict[int, dict] = {}   # frame -> its entry in stats.concealed_keyframes
+        self.last: tuple[int, np.ndarray] | None = None  # the last keyframe that decoded: frame, image
+        self.lost: int | None = None           # the damaged keyframe whose segment has lost its references
+        self.waiting: list[int] = []           # concealed keyframes before the first one that decodes
+
+    def name(self, k: int) -> str:
+        return f"keyframe {self.number[k]} (frame {k})"
+
+    def image(self, k: int) -> np.ndarray:
+        while k not in self.images:
+            if self.next >= len(self.order):
+                raise BitstreamError("corrupt .tgv stream: no keyframe decodes, nothing to conceal them from")
+            self._decode_next()
+        return self.images[k]
+
+    def forget_before(self, k: int) -> None:
+        for old in [i for i in self.images if i < k]:
+            del self.images[old]
+
+    def _decode_next(self) -> None:
+        k = self.order[self.next]
+        self.next += 1
+        payload = self.bs.keyframes[k]
+        why = self.bs.damaged_keyframes.get(k)
+        if why is None and self.lost is not None:
+            if is_intra_payload(payload):
+                self.reader.reset()  # a fresh session: decoding resumes as in a clean decode
+                self.lost = None
+            else:
+                why = f"inter keyframe after damaged {self.name(self.lost)} in its segment"
+        if why is None:
+            t0 = time.perf_counter()
+            try:
+                image = self.reader.decode(payload)
+            except BitstreamError as e:
+                if not self.conceal:
+                    raise BitstreamError(f"corrupt .tgv stream: {self.name(k)}: {e}") from e
+                why = str(e)
+            finally:
+                self.stats.add("keyframes", time.perf_counter() - t0)
+        if why is None:
+            self.images[k], self.last = image, (k, image)
+            for w in self.waiting:
+                self.images[w] = image
+                self.concealed[w]["source"] = k
+            self.waiting = []
+            return
+        if not self.conceal:
+            raise BitstreamError(f"corrupt .tgv stream: {self.name(k)}: {why}")
+        if self.reader.sequence and self.lost is None:
+            self.lost = k
+        entry = {"keyframe": self.number[k], "frame": k, "reason": why, "source": None}
+        self.concealed[k] = entry
+        self.stats.concealed_keyframes.append(entry)
+        if self.last is None:
+            self.waiting.append(k)
+        else:
+            entry["source"], self.images[k] = self.last
+
+
+def _group_tracks(bs: Bitstream, g: int, conceal: bool, stats: DecodeStats, keys: _Keyframes) -> Tracks:
     """Group ``g``'s tracks. A group whose section is damaged (a tolerant read) or, with ``conceal``, whose
     track payload fails to decode gets none, so the interpolator fills it from its two keyframes alone,
-    and is recorded in ``stats.concealed``; without ``conceal`` a bad payload is an error naming the group."""
+    and is recorded in ``stats.concealed``; without ``conceal`` a bad payload is an error naming the group.
+    A group with a concealed keyframe keeps its tracks and is recorded in ``stats.concealed`` too."""
     group, h = bs.groups[g], bs.header
     num = group.end - group.start + 1
     why = bs.damaged_groups.get(g)
+    tracks = None
     if why is None:
         try:
-            return decode_tracks(group.tracks, num, h.width, h.height)
+            tracks = decode_tracks(group.tracks, num, h.width, h.height)
         except BitstreamError as e:
             if not conceal:
                 raise BitstreamError(f"corrupt .tgv stream: group {g} (frames {group.start}..{group.end}): "
                                      f"{e}") from e
             why = str(e)
-    stats.concealed.append({"group": g, "frames": [group.start, group.end], "reason": why,
-                            "concealed_frames": list(range(group.start + 1, group.end)),
-                            "method": f"interpolated from keyframes {group.start} and {group.end} without tracks"})
-    return Tracks.empty(num)
+    lost = [k for k in dict.fromkeys((group.start, group.end)) if k in keys.concealed]
+    if why is None and not lost:
+        return tracks
+    reasons = [why] if why is not None else []
+    reasons += [f"{keys.name(k)}: {keys.concealed[k]['reason']}" for k in lost]
+    method = (f"interpolated from keyframes {group.start} and {group.end} "
+              + ("without tracks" if why is not None else "with the group's tracks"))
+    method += "".join(f"; keyframe {k} replaced by keyframe {keys.concealed[k]['source']}" for k in lost)
+    first = group.start if g == 0 and group.start in lost else group.start + 1
+    last = group.end if group.end in lost else group.end - 1
+    stats.concealed.append({"group": g, "frames": [group.start, group.end], "reason": "; ".join(reasons),
+                            "concealed_frames": list(range(first, last + 1)), "method": method})
+    return tracks if why is None else Tracks.empty(num)
