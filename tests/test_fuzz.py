@@ -1,8 +1,8 @@
 """Bounded fuzzing of the .tgv parser and the warp decoder (target and mutator: tests/fuzz_tgv.py).
 
 test_fuzz_for_a_bounded_time runs for $TGVC_FUZZ_SECONDS (default 60): coverage-guided with atheris in a
-subprocess when atheris is importable (it is not in the `test` extra: no wheel for CPython 3.10), else
-the seeded random mutator in-process. Any exception other than a TgvcError fails the test and prints the
+subprocess when atheris is importable (the `test` extra installs it where it has wheels: CPython >= 3.11 on
+x86-64 Linux), else the seeded random mutator in-process. Any exception other than a TgvcError fails the test and prints the
 input as base64; put it under tests/data/fuzz_seeds/ (every seed runs first) and fix the bug with a
 targeted test beside it.
 """
