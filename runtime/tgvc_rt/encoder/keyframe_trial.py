@@ -22,7 +22,7 @@ from ..codec.keyframe_sequence import KeyframeStreamOptions
 from ..types import groups_from_keyframes
 from .keyframe_rate import encode_keyframe_sequence, encode_keyframes
 from .interp_probe import InterpolatorProbe
-from .keyframes import KeyframeOptions, plan_keyframes
+from .keyframes import KeyframeOptions, gap_ladder, plan_keyframes
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 TRIAL_STREAM = KeyframeStreamOptions(av1_preset=8, search_scales=1)
@@ -50,9 +50,7 @@ class TrialResult:
 def candidate_plans(frames: np.ndarray, options: KeyframeOptions, bpp: float) -> list[list[int]]:
     """The heuristic plan first, then one uniform plan per gap of the ladder; duplicates dropped."""
     plans = [plan_keyframes(frames, options, bpp=bpp)]
-    short = options.short_gap or max(options.min_gap, options.max_gap // 2)
-    for gap in sorted({options.max_gap, short, max(options.min_gap, min(short, options.max_gap // 4))},
-                      reverse=True):
+    for gap in gap_ladder(options):
         uniform = replace(options, adaptive_gap=False, max_gap=gap, min_gap=min(options.min_gap, gap))
         plan = plan_keyframes(frames, uniform, bpp=bpp)
         if plan not in plans:
@@ -72,21 +70,22 @@ def sample_times(num_frames: int, times: int) -> list[int]:
     return sorted({int(round((num_frames - 1) * (j + 1) / (times + 1))) for j in range(times)})
 
 
-def plan_error(frames: np.ndarray, small_source: np.ndarray, keyframes: list[int], budget_bytes: int,
+def plan_error(frames: np.ndarray, source_luma: np.ndarray, keyframes: list[int], budget_bytes: int,
                codec: str, probe: InterpolatorProbe) -> float:
-    """Estimated luma MSE over the clip (small copies) of plan ``keyframes`` coded in ``budget_bytes``."""
+    """Estimated luma MSE over the clip of plan ``keyframes`` coded in ``budget_bytes``, against
+    ``source_luma`` (the luma of the probe's small copies of ``frames``)."""
     payloads = _code_plan(frames, keyframes, budget_bytes, codec)
     height, width = frames.shape[1:3]
     reader = keyframe_formats.KeyframeReader(keyframe_formats.CODEC_IDS[codec], width, height)
     decoded = {k: probe.small(reader.decode(payloads[k])) for k in keyframes}
-    total = sum(float(np.mean((_luma(decoded[k]) - _luma(small_source[k])) ** 2)) for k in keyframes)
+    total = sum(float(np.mean((_luma(decoded[k]) - source_luma[k]) ** 2)) for k in keyframes)
     for span in groups_from_keyframes(keyframes):
         probed = sample_times(span.num_frames, probe.options.times)
         if not probed:
             continue
         times = [f / (span.num_frames - 1) for f in probed]
         predicted = probe.frames(decoded[span.start], decoded[span.end], times)
-        errors = [float(np.mean((_luma(p) - _luma(small_source[span.start + f])) ** 2))
+        errors = [float(np.mean((_luma(p) - source_luma[span.start + f]) ** 2))
                   for p, f in zip(predicted, probed)]
         total += float(np.mean(errors)) * (span.num_frames - 2)
     return total / len(frames)
@@ -99,7 +98,7 @@ def choose_keyframes(frames: np.ndarray, options: KeyframeOptions, bpp: float, c
     plans = candidate_plans(frames, options, bpp)
     if len(plans) == 1:
         return TrialResult(plans[0], plans, [0.0])
-    small_source = np.stack([probe.small(f) for f in frames])
-    mse = [plan_error(frames, small_source, plan, keyframe_budget(plan), codec, probe) for plan in plans]
+    source_luma = np.stack([_luma(probe.small(f)) for f in frames])  # once for every candidate
+    mse = [plan_error(frames, source_luma, plan, keyframe_budget(plan), codec, probe) for plan in plans]
     near = [i for i, m in enumerate(mse) if m <= (1.0 + TIE) * min(mse)]
     return TrialResult(plans[min(near, key=lambda i: (len(plans[i]), mse[i]))], plans, mse)

@@ -116,6 +116,13 @@ def scene_gap(grey: np.ndarray, start: int, end: int, ladder: list[int], thresho
     return ladder[-1]
 
 
+def gap_ladder(options: KeyframeOptions) -> list[int]:
+    """The gaps a scene may get, longest first: ``max_gap``, ``short_gap`` (or max_gap // 2), max_gap // 4,
+    none below ``min_gap``."""
+    short = options.short_gap or max(options.min_gap, options.max_gap // 2)
+    return sorted({options.max_gap, short, max(options.min_gap, min(short, options.max_gap // 4))}, reverse=True)
+
+
 def _split_evenly(start: int, end: int, gap: int) -> list[int]:
     """Keyframes strictly inside (start, end) splitting it into equal groups of at most ``gap``."""
     parts = -(-(end - start) // gap)
@@ -135,9 +142,7 @@ def plan_keyframes(frames: np.ndarray, options: KeyframeOptions = KeyframeOption
     bounds = sorted({0, n - 1} | {c for c in cuts} | {c - 1 for c in cuts})
     small = _small_copies(frames, options.analysis_width)
     grey = np.stack([cv2.cvtColor(s, cv2.COLOR_RGB2GRAY) for s in small])
-    short = options.short_gap or max(options.min_gap, options.max_gap // 2)
-    ladder = sorted({options.max_gap, short, max(options.min_gap, min(short, options.max_gap // 4))},
-                    reverse=True)
+    ladder = gap_ladder(options)
     threshold = options.difficulty_threshold
     if bpp is not None:
         if bpp <= 0:
