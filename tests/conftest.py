@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pytest
 
@@ -22,3 +24,16 @@ def write_y4m(path, frames_yuv, width, height, chroma="420jpeg", fps="30:1"):
 @pytest.fixture
 def y4m_writer():
     return write_y4m
+
+
+def y4m_frames(data: bytes) -> list[bytes]:
+    """The picture bytes of each frame of a y4m stream (header line and FRAME markers checked, taken out)."""
+    from tgvc_rt.io.y4m import read_header
+
+    f = io.BytesIO(data)
+    size = read_header(f, "y4m").frame_size
+    frames = []
+    while marker := f.readline():
+        assert marker == b"FRAME\n"
+        frames.append(f.read(size))
+    return frames

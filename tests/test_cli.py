@@ -1,5 +1,4 @@
 """End-to-end CLI behaviour: the main job, determinism and every kind of bad input."""
-import io
 import os
 import signal
 import subprocess
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import y4m_frames
 from tgvc_rt.io import read_video
 
 
@@ -373,15 +373,7 @@ def ffmpeg_exe() -> str:
 
 def y4m_planes(data: bytes) -> bytes:
     """The picture bytes of a y4m stream: its header line and FRAME markers taken out."""
-    from tgvc_rt.io.y4m import read_header
-
-    f = io.BytesIO(data)
-    size = read_header(f, "y4m").frame_size
-    planes = []
-    while marker := f.readline():
-        assert marker == b"FRAME\n"
-        planes.append(f.read(size))
-    return b"".join(planes)
+    return b"".join(y4m_frames(data))
 
 
 def test_encode_reads_y4m_from_a_pipe(sample_clip, tmp_path):

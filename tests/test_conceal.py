@@ -1,6 +1,5 @@
 """Error resilience: a damaged group is a one-line error naming it, or with --conceal is decoded from its
 keyframes alone while every other frame stays bit-identical to a clean decode."""
-import io
 import json
 import subprocess
 import sys
@@ -10,6 +9,7 @@ import pytest
 
 from tgvc_rt.bitstream import SectionType, iter_sections, read_bitstream, write_bitstream
 from tgvc_rt.decoder.pipeline import DecodeOptions, DecodeStats, iter_decoded_frames
+from conftest import y4m_frames
 from tgvc_rt.errors import BitstreamError
 
 DAMAGED = 1  # the group whose section is damaged
@@ -39,18 +39,6 @@ def streams(tmp_path_factory, sample_clip):
     proc = run("decode", clean, "-o", reference, "--mode", "warp", "-q")
     assert proc.returncode == 0, proc.stderr
     return clean, damaged, reference
-
-
-def y4m_frames(data: bytes) -> list[bytes]:
-    from tgvc_rt.io.y4m import read_header
-
-    f = io.BytesIO(data)
-    size = read_header(f, "y4m").frame_size
-    frames = []
-    while marker := f.readline():
-        assert marker == b"FRAME\n"
-        frames.append(f.read(size))
-    return frames
 
 
 def test_damaged_group_without_conceal_is_one_line_naming_it(streams, tmp_path):
