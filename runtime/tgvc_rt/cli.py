@@ -179,6 +179,12 @@ def decode(
     options.interp = replace(options.interp, init_flow=init_flow, guidance=flow_guidance)
     if models is not None or mode in MODEL_MODES:
         resolve_model_set(options.model_set)  # a set that cannot be found is an error even where unused
+    from .backends.select import DEVICES, choose_backend
+
+    if mode in MODEL_MODES:
+        choose_backend(device)  # a device no backend can serve is an error before the work
+    elif device not in DEVICES:
+        raise OptionError(f"--device {device!r}: choose one of {', '.join(DEVICES)}")
     if mode == "diffusion":
         from .decoder.diffusion import DiffusionOptions
 
@@ -201,6 +207,8 @@ def decode(
                    f"{entry['reason']}", err=True)
     if report is not None:
         _write_conceal_report(report, input, output, len(bs.groups), stats)
+    if stats.backend:
+        _say(quiet, f"{stats.backend}; interpolation loop: {stats.loop}")
     _say(quiet, f"{output}: {stats.frames} frames, {mode}, {stats.frames / dt:.1f} frames/s")
 
 
@@ -235,16 +243,22 @@ def _write_conceal_report(path: Path, input: Path, output: Path, groups: int, st
 def info(
     input: Optional[Path] = typer.Argument(None, help="A .tgv stream (omit with --models)."),
     models: Optional[str] = typer.Option(None, help="Describe a model set (name or folder) instead."),
+    backends: bool = typer.Option(False, "--backends", help="Which model backends can run here, and why not; "
+                                                            "what each --device resolves to."),
 ) -> None:
-    """Print a stream's structure and bit split, or a model set."""
+    """Print a stream's structure and bit split, a model set, or the backends this machine can run."""
     from .info import describe_models, describe_stream
 
-    if models is not None:
+    if backends:
+        from .backends.select import describe_backends
+
+        typer.echo(describe_backends())
+    elif models is not None:
         typer.echo(describe_models(models))
     elif input is not None:
         typer.echo(describe_stream(input))
     else:
-        raise OptionError("give a .tgv file or --models NAME")
+        raise OptionError("give a .tgv file, --models NAME or --backends")
 
 
 @app.command("eval")

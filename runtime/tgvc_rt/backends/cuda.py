@@ -59,6 +59,10 @@ class DeviceBuffer:
             self.api.d2h(out, self.ptr, stream)
         return out
 
+    def head(self, n: int) -> "DeviceBuffer":
+        """The first ``n`` entries of the leading axis: a borrowed view of the same memory."""
+        return DeviceBuffer(self.ptr, (int(n), *self.shape[1:]), self.dtype, self.api, owned=False)
+
     def free(self) -> None:
         if self.owned and self.ptr:
             self.api.free(self.ptr)

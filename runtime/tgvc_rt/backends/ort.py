@@ -1,14 +1,18 @@
 """ONNX Runtime backend: CPU by default, CUDA / TensorRT execution providers with onnxruntime-gpu.
 
-``device``: ``"cpu"``; ``"cuda"`` (CUDAExecutionProvider); ``"tensorrt"`` (TensorrtExecutionProvider
-with CUDA as fallback); ``"auto"`` (the best of those that onnxruntime offers). Outputs are bound
+``OrtSession(path, backend=...)`` runs one model on one backend of ``backends/select.py``: ``"cpu"``;
+``"ort-cuda"`` (CUDAExecutionProvider); ``"ort-tensorrt"`` (TensorrtExecutionProvider with its engine
+cache, FP16 and explicit optimisation profiles, CUDA for what TensorRT does not take). Outputs are bound
 to preallocated NumPy buffers (I/O binding), reallocated only when the input shapes change, so a
-sampler loop at fixed shapes allocates nothing per step; a returned array is a view of such a
-buffer and is overwritten by the next ``run``. FP16 models keep float32 at the graph boundary
-(docs/models.md), so the guidance math outside stays float32.
+sampler loop at fixed shapes allocates nothing per step; a returned array is a view of such a buffer
+and is overwritten by the next ``run``. FP16 models keep float32 at the graph boundary
+(docs/models.md), so the guidance math outside stays float32. ``providers`` after loading says what
+onnxruntime actually started; a GPU backend whose provider did not start is an error, not a silent
+CPU run. The device-memory face of the GPU backends is ``backends/ort_device.py``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +26,9 @@ _PROVIDERS = {
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
+_BACKEND_DEVICE = {"cpu": "cpu", "ort-cuda": "cuda", "ort-tensorrt": "tensorrt"}
+_PROVIDER_BACKEND = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "ort-cuda",
+                     "TensorrtExecutionProvider": "ort-tensorrt"}
 _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
              "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
@@ -50,24 +57,84 @@ def providers_for(device: str) -> list[str]:
     return [p for p in wanted if p in available]
 
 
+@dataclass(frozen=True)
+class GpuOptions:
+    """Settings of the GPU execution providers.
+
+    ``trt_cache``: folder of ORT's TensorRT engine and timing caches (None: no cache); ``fp16``: let
+    TensorRT pick FP16 kernels; ``profiles``: input -> (min, opt, max) shapes, the explicit optimisation
+    profile (``backends/trt.resolve_shapes``); ``stream``: a raw CUstream handle both providers enqueue
+    on (0: their own), so our kernels and the models share one stream.
+    """
+
+    trt_cache: str | None = None
+    fp16: bool = True
+    profiles: dict | None = None
+    stream: int = 0
+    device_id: int = 0
+
+
+def _shape_list(profiles: dict, which: int) -> str:
+    return ",".join(f"{name}:{'x'.join(str(int(d)) for d in shapes[which])}" for name, shapes in profiles.items())
+
+
+def provider_list(backend: str, gpu: GpuOptions = GpuOptions()) -> list:
+    """The ``providers`` argument of an InferenceSession for ``backend``, with provider options."""
+    if backend not in _BACKEND_DEVICE:
+        raise OptionError(f"onnxruntime runs the backends cpu, ort-cuda and ort-tensorrt, not {backend!r}")
+    names = providers_for(_BACKEND_DEVICE[backend])
+    stream = {"has_user_compute_stream": "1", "user_compute_stream": str(int(gpu.stream))} if gpu.stream else {}
+    out = []
+    for name in names:
+        if name == "CUDAExecutionProvider":
+            out.append((name, {"device_id": str(gpu.device_id), **stream}))
+        elif name == "TensorrtExecutionProvider":
+            opts = {"device_id": str(gpu.device_id), "trt_fp16_enable": "1" if gpu.fp16 else "0", **stream}
+            if gpu.trt_cache:
+                opts.update(trt_engine_cache_enable="1", trt_engine_cache_path=str(gpu.trt_cache),
+                            trt_timing_cache_enable="1", trt_timing_cache_path=str(gpu.trt_cache))
+            if gpu.profiles:
+                opts.update(trt_profile_min_shapes=_shape_list(gpu.profiles, 0),
+                            trt_profile_opt_shapes=_shape_list(gpu.profiles, 1),
+                            trt_profile_max_shapes=_shape_list(gpu.profiles, 2))
+            out.append((name, opts))
+        else:
+            out.append(name)
+    return out
+
+
+def _load(path: Path, backend: str, threads: int | None, gpu: GpuOptions):
+    """An InferenceSession of ``path`` on ``backend``; a GPU provider that did not start is an error."""
+    ort = _ort()
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    providers = provider_list(backend, gpu)
+    try:
+        sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as err:  # onnxruntime raises its own (non-public) exception types
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelSetError(f"cannot load model {Path(path).name}: {first}") from err
+    wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
+    if wanted not in sess.get_providers():
+        raise ModelSetError(f"{Path(path).name}: onnxruntime could not start {wanted} (it fell back to "
+                            f"{', '.join(sess.get_providers())}); check the CUDA/TensorRT install")
+    return sess
+
+
 class OrtSession(Session):
     """One ONNX model in an ``onnxruntime.InferenceSession`` with bound, reused output buffers."""
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
-                 io_binding: bool = True):
-        ort = _ort()
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self.providers = providers_for(device)
-        try:
-            self._sess = ort.InferenceSession(str(path), sess_options=opts, providers=self.providers)
-        except Exception as err:  # onnxruntime raises its own (non-public) exception types
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ModelSetError(f"cannot load model {Path(path).name}: {first}") from err
+                 io_binding: bool = True, backend: str | None = None, gpu: GpuOptions = GpuOptions()):
+        if backend is None:  # a device string: the first of its providers that onnxruntime offers
+            backend = _PROVIDER_BACKEND[providers_for(device)[0]]
+        self._sess = _load(Path(path), backend, threads, gpu)
+        self.backend = backend
+        self.providers = self._sess.get_providers()
         self.device = device
         self.path = Path(path)
         self.inputs = [i.name for i in self._sess.get_inputs()]

@@ -109,21 +109,35 @@ def interpolate_group(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, run:
     return collect(iter_group(key_a, key_b, tracks, run, options), tracks.num_frames)
 
 
+def work_scale(height: int, width: int, options: InterpOptions) -> float:
+    """The scale the model works at: 2 for small frames (``min_side``), 0.5 for large ones (``max_side``),
+    else 1."""
+    if min(height, width) < options.min_side:
+        return 2.0
+    if options.max_side and max(height, width) > options.max_side:
+        return 0.5
+    return 1.0
+
+
+def scaled_inputs(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks,
+                  work: float) -> tuple[np.ndarray, np.ndarray, Tracks, tuple[int, int]]:
+    """The keys and tracks at the model's working scale, and that size (w, h)."""
+    height, width = key_a.shape[:2]
+    size = (max(1, int(round(width * work))), max(1, int(round(height * work))))
+    if work == 1.0:
+        return key_a, key_b, tracks, size
+    mode = cv2.INTER_CUBIC if work > 1 else cv2.INTER_AREA
+    keys = [cv2.resize(k, size, interpolation=mode) for k in (key_a, key_b)]
+    return keys[0], keys[1], Tracks((tracks.xy + 0.5) * work - 0.5, tracks.vis, tracks.instance), size
+
+
 def _inner_frames(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, run: Runner,
                   options: InterpOptions) -> Iterator[np.ndarray]:
     """Frames 1 .. F-2 of a group (F >= 3), in order."""
     height, width = key_a.shape[:2]
-    if min(height, width) < options.min_side:
-        work = 2.0
-    elif options.max_side and max(height, width) > options.max_side:
-        work = 0.5
-    else:
-        work = 1.0
-    size = (max(1, int(round(width * work))), max(1, int(round(height * work))))
-    keys = [k if work == 1.0 else cv2.resize(k, size, interpolation=cv2.INTER_CUBIC if work > 1 else cv2.INTER_AREA)
-            for k in (key_a, key_b)]
-    scaled = tracks if work == 1.0 else Tracks((tracks.xy + 0.5) * work - 0.5, tracks.vis, tracks.instance)
-    for frames, outputs in _model_outputs(keys[0], keys[1], scaled, run, options):
+    work = work_scale(height, width, options)
+    ka, kb, scaled, size = scaled_inputs(key_a, key_b, tracks, work)
+    for frames, outputs in _model_outputs(ka, kb, scaled, run, options):
         if work == 1.0:
             out = frames_output(outputs["frame"], height, width)
         elif work > 1.0:
@@ -151,43 +165,67 @@ def _apply_flows(key_a: np.ndarray, key_b: np.ndarray, flow: np.ndarray, mask: n
     return np.stack(frames)
 
 
-def _model_outputs(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, run: Runner, options: InterpOptions):
-    """Yield (in-between frame indices, model outputs) batch by batch for a group (F >= 3)."""
+@dataclass
+class BatchInputs:
+    """The small, per-batch model inputs the host computes from the tracks (``iter_batch_inputs``); the
+    full-resolution ones (``flow_init``, ``init_weight``) are made from ``grids`` where they are used:
+    on the host (``_model_outputs``) or on the GPU (``decoder/device_loop.py``)."""
+
+    frames: range                 # the in-between frame indices of this batch
+    timestep: np.ndarray          # [b] float32, f / (F - 1)
+    grids: np.ndarray | None      # [b, gh, gw, 5] float32: flow to key A (2), to key B (2), weight; None: no
+    #                               initial flow (all-zero flow_init and init_weight)
+    track_xy: np.ndarray          # [b, K, 2]
+    track_flow: np.ndarray        # [b, K, 4]
+    track_weight: np.ndarray      # [b, K, 2]
+
+
+def guide_input(tracks: Tracks, options: InterpOptions) -> np.ndarray:
+    """The model's ``guide`` input: (sigma px, lambda, strength)."""
+    sigma = track_sigma(tracks, options.motion) * options.sigma_scale
+    return np.array([sigma, options.guide_lambda, options.guidance], np.float32)
+
+
+def iter_batch_inputs(tracks: Tracks, height: int, width: int, options: InterpOptions) -> Iterator[BatchInputs]:
+    """Per model batch of in-between frames (F >= 3), the inputs that depend on the tracks."""
     f_ = tracks.num_frames
-    height, width = key_a.shape[:2]
-    hp, wp = padded_size(height, width, options.pad)
-    img0, img1 = image_input(key_a, hp, wp), image_input(key_b, hp, wp)
     use_init = options.init_flow and tracks.num_tracks > 0
     motion = GroupMotion(tracks, height, width, options.motion) if use_init else None
     camera = motion is not None and options.init_global and motion.has_prior
-    sigma = track_sigma(tracks, options.motion) * options.sigma_scale
-    guide = np.array([sigma, options.guide_lambda, options.guidance], np.float32)
-    zero_flow = np.zeros((4, hp, wp), np.float32)
-    zero_weight = np.zeros((1, hp, wp), np.float32)
     inner = range(1, f_ - 1)
     for i in range(0, len(inner), options.batch):
         frames = inner[i:i + options.batch]
-        b = len(frames)
-        flow_init, init_weight = [], []
+        grids = None
         if motion is not None:  # the dense motion of this batch's frames only
             dm = motion.frames(frames[0], frames[-1] + 1)
             flow_a, flow_b = dm.flow_a, dm.flow_b  # properties: build once
-        for j in range(b):
-            if motion is None:
-                flow_init.append(zero_flow)
-                init_weight.append(zero_weight)
-                continue
-            weight = np.ones_like(dm.support[j]) if camera else dm.support[j]
-            grid = np.concatenate([flow_a[j], flow_b[j], weight[..., None]], axis=-1)
-            full = pad_edges(_full_res(grid, height, width), hp, wp)
-            flow_init.append(full[:4])
-            init_weight.append(full[4:5])
+            grids = np.stack([np.concatenate([flow_a[j], flow_b[j],
+                                              (np.ones_like(dm.support[j]) if camera else dm.support[j])[..., None]],
+                                             axis=-1) for j in range(len(frames))]).astype(np.float32, copy=False)
         cons = [track_constraints(tracks, f) for f in frames]
+        yield BatchInputs(frames, np.array([f / (f_ - 1) for f in frames], np.float32), grids,
+                          np.stack([c[0] for c in cons]), np.stack([c[1] for c in cons]),
+                          np.stack([c[2] for c in cons]))
+
+
+def _model_outputs(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, run: Runner, options: InterpOptions):
+    """Yield (in-between frame indices, model outputs) batch by batch for a group (F >= 3)."""
+    height, width = key_a.shape[:2]
+    hp, wp = padded_size(height, width, options.pad)
+    img0, img1 = image_input(key_a, hp, wp), image_input(key_b, hp, wp)
+    guide = guide_input(tracks, options)
+    for batch in iter_batch_inputs(tracks, height, width, options):
+        b = len(batch.frames)
+        if batch.grids is None:
+            flow_init = np.zeros((b, 4, hp, wp), np.float32)
+            init_weight = np.zeros((b, 1, hp, wp), np.float32)
+        else:
+            full = np.stack([pad_edges(_full_res(g, height, width), hp, wp) for g in batch.grids])
+            flow_init, init_weight = full[:, :4], full[:, 4:5]
         feeds = {
             "img0": np.broadcast_to(img0, (b, 3, hp, wp)), "img1": np.broadcast_to(img1, (b, 3, hp, wp)),
-            "timestep": np.array([f / (f_ - 1) for f in frames], np.float32),
-            "flow_init": np.stack(flow_init), "init_weight": np.stack(init_weight),
-            "track_xy": np.stack([c[0] for c in cons]), "track_flow": np.stack([c[1] for c in cons]),
-            "track_weight": np.stack([c[2] for c in cons]), "guide": guide,
+            "timestep": batch.timestep, "flow_init": flow_init, "init_weight": init_weight,
+            "track_xy": batch.track_xy, "track_flow": batch.track_flow, "track_weight": batch.track_weight,
+            "guide": guide,
         }
-        yield frames, run(feeds)
+        yield batch.frames, run(feeds)

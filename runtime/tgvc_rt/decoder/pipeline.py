@@ -22,7 +22,7 @@ from ..bitstream import Bitstream, read_bitstream
 from ..codec.keyframe_formats import KeyframeReader
 from ..codec.keyframe_sequence import is_intra_payload
 from ..codec.trajectories import decode_tracks
-from ..errors import BitstreamError, ModelSetError, OptionError
+from ..errors import BitstreamError, ModelSetError, OptionError, TgvcError
 from ..types import Tracks
 from .interpolate import InterpOptions
 from .interpolate import iter_group as interp_group
@@ -45,6 +45,9 @@ class DecodeOptions:
     threads: int | None = None           # CPU threads of the backend (None: its default)
     conceal: bool = False                # decode a damaged group from its keyframes alone, replace a damaged
     #                                      keyframe by its neighbour (DecodeStats.concealed, .concealed_keyframes)
+    device_loop: str = "auto"            # interp on a GPU backend: "auto" (the device-resident loop where CUDA and
+    #                                      the frame kernels work, else the host loop), "off" (host loop), or
+    #                                      "emulated" (the device loop on NumPy buffers: tests)
 
 
 @dataclass
@@ -53,6 +56,8 @@ class DecodeStats:
     frames: int = 0
     concealed: list[dict] = field(default_factory=list)  # one entry per concealed group (DecodeOptions.conceal)
     concealed_keyframes: list[dict] = field(default_factory=list)  # one entry per concealed keyframe
+    backend: str = ""    # what ran the models, and why nothing better did (backends.select.BackendChoice.describe)
+    loop: str = ""       # "host", or "device (<device>)" for the device-resident interpolation loop, with why not
 
     def add(self, stage: str, dt: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
@@ -62,6 +67,7 @@ def _open_model_set(bs: Bitstream, options: DecodeOptions):
     from ..models import load_model_set, model_set_hash
 
     models = load_model_set(options.model_set, device=options.device, threads=options.threads)
+    models.max_size = (bs.header.width, bs.header.height)  # the GPU engines' profiles
     if options.check_model_set and model_set_hash(models.path) != bs.header.model_set_hash:
         raise ModelSetError(f"this stream was made for model set {bs.header.model_set_hash.hex()}, "
                             f"but {options.model_set!r} is {model_set_hash(models.path).hex()}; "
@@ -69,17 +75,70 @@ def _open_model_set(bs: Bitstream, options: DecodeOptions):
     return models
 
 
-def _open_interpolator(models, options: DecodeOptions) -> Callable:
+def _open_interpolator(models, options: DecodeOptions, stats: DecodeStats) -> Callable:
     """The group interpolator, ``(key_a, key_b, tracks) -> iterator over the group's frames``: the model set's
-    IFNet in the model modes, else the warp decoder (mode "warp", or "diffusion" with a set that has no
-    interpolator)."""
+    IFNet in the model modes (on the device-resident loop where the models run on a GPU, ``_open_device``),
+    else the warp decoder (mode "warp", or "diffusion" with a set that has no interpolator)."""
     if models is not None and models.has("interpolator"):
         options.interp.validate()
+        device = _open_device(models, options, stats)
         session = models.session("interpolator")
-        return lambda key_a, key_b, tracks: interp_group(key_a, key_b, tracks, session.run, options.interp)
+
+        def host(key_a, key_b, tracks):
+            return interp_group(key_a, key_b, tracks, session.run, options.interp)
+
+        if device is None:
+            return host
+        from ..backends.device import HostModel
+        from .device_loop import iter_group_device, supported
+
+        model = HostModel(session) if options.device_loop == "emulated" else _device_model(session, device)
+
+        def on_device(key_a, key_b, tracks):
+            if not supported(*key_a.shape[:2], options.interp):
+                return host(key_a, key_b, tracks)
+            return iter_group_device(key_a, key_b, tracks, device, model, options.interp)
+
+        return on_device
     if options.mode == "interp":
         raise ModelSetError(f"model set {options.model_set!r} has no interpolator; decode with --mode warp")
     return lambda key_a, key_b, tracks: warp_group(key_a, key_b, tracks, options.warp)
+
+
+def _open_device(models, options: DecodeOptions, stats: DecodeStats):
+    """The device of the interpolation loop, or None for the host loop (``stats.loop`` says which and why).
+    Opened before the model sessions, which then share its stream."""
+    if options.device_loop not in ("auto", "off", "emulated"):
+        raise OptionError(f"device_loop {options.device_loop!r}: choose auto, off or emulated")
+    if options.device_loop == "emulated":
+        from ..backends.device import EmulatedDevice
+
+        stats.loop = "device (emulated)"
+        return EmulatedDevice()
+    if options.device_loop == "off" or not models.backend.on_gpu:
+        stats.loop = "host"
+        return None
+    try:
+        from ..backends.cuda_device import CudaDevice
+
+        device = CudaDevice()
+    except (TgvcError, ImportError) as err:
+        stats.loop = f"host (device loop unavailable: {err})"
+        return None
+    models.stream = device.stream
+    stats.loop = f"device ({device.name})"
+    return device
+
+
+def _device_model(session, device):
+    """The interpolator session as a ``DeviceModel`` on ``device``."""
+    if getattr(session, "backend", "") == "tensorrt":
+        from ..backends.device import TrtModel
+
+        return TrtModel(session, device)
+    from ..backends.ort_device import OrtDeviceModel
+
+    return OrtDeviceModel(session, device)
 
 
 def _open_diffusion(bs: Bitstream, models, options: DecodeOptions) -> Callable:
@@ -118,7 +177,9 @@ def iter_decoded_frames(stream: bytes | Bitstream, options: DecodeOptions = Deco
     reader = KeyframeReader(h.keyframe_codec, h.width, h.height)
     t0 = time.perf_counter()
     models = _open_model_set(bs, options) if options.mode in MODEL_MODES else None
-    interpolate = _open_interpolator(models, options)
+    if models is not None:
+        stats.backend = models.backend.describe()
+    interpolate = _open_interpolator(models, options, stats)
     diffuse = _open_diffusion(bs, models, options) if options.mode == "diffusion" else None
     stats.add("models", time.perf_counter() - t0)  # verify the set's files, open the sessions
 

@@ -86,6 +86,9 @@ class ModelSet:
     device: str = "cpu"
     threads: int | None = None
     precision: str = "auto"   # fp32 | fp16 | auto (fp16 variants on GPUs where the set has them)
+    max_size: tuple[int, int] = (352, 288)  # largest frame (width, height) the GPU engines' profiles take
+    engine_cache: Path | None = None        # TensorRT engine cache (None: backends.trt.DEFAULT_CACHE)
+    stream: int = 0                         # CUstream the GPU sessions enqueue on (0: their own)
     _sessions: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -112,16 +115,17 @@ class ModelSet:
         return key in self.manifest["models"]
 
     @property
-    def runs_on_cpu(self) -> bool:
-        """Whether the sessions will run on the CPU: device "cpu", or "auto" where onnxruntime offers no
-        GPU provider (then "auto" must give the same FP32 models, and output, as "cpu")."""
-        if self.device == "cpu":
-            return True
-        if self.device != "auto":
-            return False
-        from tgvc_rt.backends.ort import providers_for
+    def backend(self):
+        """The ``BackendChoice`` of ``device`` (backends/select.py): which runtime runs the models here."""
+        from tgvc_rt.backends.select import choose_backend
 
-        return providers_for("auto")[0] == "CPUExecutionProvider"
+        return choose_backend(self.device)
+
+    @property
+    def runs_on_cpu(self) -> bool:
+        """Whether the sessions will run on the CPU: device "cpu", or "auto" where no GPU backend can run
+        (then "auto" must give the same FP32 models, and output, as "cpu")."""
+        return self.device == "cpu" or not self.backend.on_gpu
 
     def model_path(self, key: str, precision: str | None = None) -> Path:
         """File of model ``key`` in ``precision`` (fp32/fp16/auto); falls back to the main file."""
@@ -135,11 +139,12 @@ class ModelSet:
         return self.path / (variant or entry)["file"]
 
     def session(self, key: str):
-        """The backend session of model ``key`` (opened on first use, then cached)."""
+        """The backend session of model ``key`` (opened on first use, then cached) on ``backend``: our
+        TensorRT engine runner, or ONNX Runtime on its TensorRT/CUDA provider or the CPU."""
         if key not in self._sessions:
-            from tgvc_rt.backends import open_session
+            from tgvc_rt.backends import open_model_session
 
-            self._sessions[key] = open_session(self.model_path(key), self.device, self.threads)
+            self._sessions[key] = open_model_session(self, key)
         return self._sessions[key]
 
     def alphas_cumprod(self) -> np.ndarray:

@@ -1,0 +1,80 @@
+"""The ``Device`` of the device-resident loop (backends/device.py) on an NVIDIA GPU: cuda-python's driver
+API (``kernels/cuda_api.py``), our frame kernels (``kernels/frame_kernels.py``, NVRTC at first use) and one
+non-blocking stream that the kernels, the copies and the model runtimes all enqueue on.
+
+Uploads of host arrays wait for their copy (the host array may go away); ``write`` into a buffer, the
+kernels and the models do not; ``download`` waits for the stream, so a frame is read only once everything
+before it has run. Constructing it needs cuda-python, a GPU and NVRTC; importing it needs none of them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tgvc_rt.backends.cuda import DeviceBuffer
+from tgvc_rt.kernels import cuda_api
+from tgvc_rt.kernels.frame_kernels import FrameKernels
+
+_FLOAT = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16"}
+
+
+class CudaDevice:
+    def __init__(self, device_id: int = 0, api=None):
+        self.api = api or cuda_api.open_api(device_id)
+        self.name = f"cuda:{device_id} {self.api.device_name()}"
+        self.kernels = FrameKernels(self.api)
+        self.stream = self.api.stream_create()
+
+    def upload(self, array: np.ndarray) -> DeviceBuffer:
+        a = np.ascontiguousarray(array)
+        buf = DeviceBuffer.empty(self.api, a.shape, a.dtype)
+        if a.size:
+            self.api.h2d(buf.ptr, a, self.stream)
+        return buf
+
+    def empty(self, shape, dtype=np.float32) -> DeviceBuffer:
+        return DeviceBuffer.empty(self.api, shape, dtype)
+
+    def write(self, buf: DeviceBuffer, array: np.ndarray) -> None:
+        a = np.ascontiguousarray(array, dtype=buf.dtype)
+        if a.shape != tuple(buf.shape):
+            raise ValueError(f"write of {a.shape} into a buffer of {buf.shape}")
+        if a.size:
+            self.api.h2d(buf.ptr, a, self.stream)
+
+    def copy(self, dst: DeviceBuffer, src_ptr: int) -> None:
+        """Device-to-device copy of ``dst.nbytes`` from ``src_ptr`` into ``dst``, on the stream."""
+        self.api.d2d(dst.ptr, src_ptr, dst.nbytes, self.stream)
+
+    def release(self, *bufs: DeviceBuffer) -> None:
+        for buf in bufs:
+            buf.free()
+
+    def zero(self, buf: DeviceBuffer) -> None:
+        if buf.nbytes % 4:
+            raise ValueError("zero() takes buffers of 4-byte words")
+        self.api.memset32(buf.ptr, buf.nbytes // 4, self.stream)
+
+    def download(self, buf: DeviceBuffer) -> np.ndarray:
+        return buf.to_host(self.stream)
+
+    def image_input(self, key: DeviceBuffer, out: DeviceBuffer) -> None:
+        height, width = key.shape[:2]
+        self.kernels.image_input(key.ptr, height, width, out.shape[2], out.shape[3], out.ptr, copies=out.shape[0],
+                                 dtype=_FLOAT[out.dtype], stream=self.stream)
+
+    def flow_upsample(self, grids: DeviceBuffer, flow: DeviceBuffer, weight: DeviceBuffer, height: int,
+                      width: int) -> None:
+        n, gh, gw, channels = grids.shape
+        self.kernels.flow_upsample(grids.ptr, gh, gw, height, width, flow.shape[2], flow.shape[3], flow.ptr,
+                                   weight.ptr, index=0, count=n, channels=channels, dtype=_FLOAT[flow.dtype],
+                                   stream=self.stream)
+
+    def frame_output(self, frames: DeviceBuffer, out: DeviceBuffer, reduce: int = 1) -> None:
+        b, _, hp, wp = frames.shape
+        self.kernels.frame_output(frames.ptr, b, hp, wp, out.shape[1], out.shape[2], out.ptr, reduce=reduce,
+                                  dtype=_FLOAT[frames.dtype], stream=self.stream)
+
+    def close(self) -> None:
+        self.api.sync(self.stream)
+        self.api.stream_destroy(self.stream)
+        self.stream = 0

@@ -1,0 +1,183 @@
+"""The device side of a decode: where the loop's buffers live, its frame kernels run and its models read.
+
+A device-resident loop (``decoder/device_loop.py``) talks to two small interfaces:
+
+* a ``Device``: ``upload``/``empty``/``download``/``zero`` buffers, and the three frame kernels of the
+  interpolation loop (``image_input``, ``flow_upsample``, ``frame_output``; ``kernels/frame_kernels.py``
+  on CUDA), all enqueued on the device's one stream; ``download`` waits for it;
+* a ``DeviceModel``: ``run(inputs: name -> buffer) -> name -> buffer``, reading and writing device
+  buffers only (outputs belong to the model and are reused by its next ``run`` at the same shapes).
+
+``EmulatedDevice`` and ``HostModel`` implement both with NumPy arrays and the host decoder's own
+functions, so the loop's host-side logic (what is uploaded when, which kernel fills which slot, what
+comes back) runs and is tested on any machine, bit-exact against the host decoder. The CUDA device is
+``backends/cuda_device.py``; the GPU models are ``backends/ort_device.py`` (ONNX Runtime CUDA / TensorRT
+providers with I/O binding to device memory) and ``TrtModel`` here over ``trt_runner.TrtSession``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from tgvc_rt.backends.base import Session
+from tgvc_rt.models.interpolator import frames_output, image_input, pad_edges
+
+
+class Buffer(Protocol):
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    def head(self, n: int) -> "Buffer":
+        """The first ``n`` entries of the leading axis, sharing memory."""
+
+
+class Device(Protocol):
+    name: str
+
+    def upload(self, array: np.ndarray) -> Buffer: ...
+
+    def empty(self, shape: tuple[int, ...], dtype=np.float32) -> Buffer: ...
+
+    def write(self, buf: Buffer, array: np.ndarray) -> None:
+        """Copy ``array`` (same shape and dtype) into ``buf``, ordered on the stream."""
+
+    def release(self, *bufs: Buffer) -> None:
+        """Free buffers this device allocated."""
+
+    def zero(self, buf: Buffer) -> None: ...
+
+    def download(self, buf: Buffer) -> np.ndarray: ...
+
+    def image_input(self, key: Buffer, out: Buffer) -> None:
+        """uint8 key [H, W, 3] -> every ``out[j]`` float32 [3, Hp, Wp] in [0, 1], edge-padded."""
+
+    def flow_upsample(self, grids: Buffer, flow: Buffer, weight: Buffer, height: int, width: int) -> None:
+        """Dense-motion grids [n, gh, gw, 5] -> ``flow[:n]`` [n, 4, Hp, Wp] and ``weight[:n]`` [n, 1, Hp, Wp]:
+        bilinear (OpenCV's INTER_LINEAR) to ``height`` x ``width``, then edge-padded."""
+
+    def frame_output(self, frames: Buffer, out: Buffer, reduce: int = 1) -> None:
+        """Model frames float [B, 3, Hp, Wp] in [0, 1] -> uint8 ``out`` [B, H, W, 3] (rint, clip, crop);
+        ``reduce`` 2 area-averages 2x2 first (``out`` is then the half size)."""
+
+    def close(self) -> None: ...
+
+
+class DeviceModel(Protocol):
+    backend: str
+
+    def run(self, inputs: dict[str, Buffer]) -> dict[str, Buffer]: ...
+
+
+# --- NumPy emulation -----------------------------------------------------------------------------
+@dataclass
+class HostBuffer:
+    """An emulated device buffer: a NumPy array."""
+
+    array: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.array.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.array.dtype
+
+    def head(self, n: int) -> "HostBuffer":
+        return HostBuffer(self.array[:n])
+
+
+class EmulatedDevice:
+    """The ``Device`` interface on NumPy arrays, with the host decoder's own functions as kernels (so a loop
+    run on it must equal the host decoder bit for bit). ``uploads``/``downloads`` count bytes moved, the
+    way a real device's transfers would be."""
+
+    name = "emulated"
+
+    def __init__(self):
+        self.uploaded = 0
+        self.downloaded = 0
+
+    def upload(self, array: np.ndarray) -> HostBuffer:
+        a = np.array(array, copy=True)
+        self.uploaded += a.nbytes
+        return HostBuffer(a)
+
+    def empty(self, shape, dtype=np.float32) -> HostBuffer:
+        return HostBuffer(np.empty(tuple(int(s) for s in shape), dtype))
+
+    def write(self, buf: HostBuffer, array: np.ndarray) -> None:
+        self.uploaded += array.nbytes
+        buf.array[...] = array
+
+    def release(self, *bufs: HostBuffer) -> None:
+        pass
+
+    def zero(self, buf: HostBuffer) -> None:
+        buf.array[...] = 0
+
+    def download(self, buf: HostBuffer) -> np.ndarray:
+        self.downloaded += buf.array.nbytes
+        return buf.array.copy()
+
+    def image_input(self, key: HostBuffer, out: HostBuffer) -> None:
+        hp, wp = out.shape[-2:]
+        out.array[...] = image_input(key.array, hp, wp)
+
+    def flow_upsample(self, grids: HostBuffer, flow: HostBuffer, weight: HostBuffer, height: int, width: int) -> None:
+        hp, wp = flow.shape[-2:]
+        for j, grid in enumerate(grids.array):
+            up = cv2.resize(grid, (width, height), interpolation=cv2.INTER_LINEAR)
+            full = pad_edges(up.reshape(height, width, -1).transpose(2, 0, 1), hp, wp)
+            flow.array[j] = full[:4]
+            weight.array[j] = full[4:5]
+
+    def frame_output(self, frames: HostBuffer, out: HostBuffer, reduce: int = 1) -> None:
+        height, width = out.shape[1:3]
+        if reduce == 1:
+            out.array[...] = frames_output(frames.array, height, width)
+        else:
+            big = frames_output(frames.array, height * reduce, width * reduce)
+            out.array[...] = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in big])
+
+    def close(self) -> None:
+        pass
+
+
+class HostModel:
+    """A host ``Session`` behind the ``DeviceModel`` interface, for the emulated device."""
+
+    def __init__(self, session: Session, backend: str | None = None):
+        self.session = session
+        self.backend = backend or getattr(session, "backend", "cpu")
+        self.calls = 0
+
+    def run(self, inputs: dict[str, HostBuffer]) -> dict[str, HostBuffer]:
+        self.calls += 1
+        out = self.session.run({name: buf.array for name, buf in inputs.items()})
+        return {name: HostBuffer(np.array(a, copy=True)) for name, a in out.items()}
+
+
+class TrtModel:
+    """A ``trt_runner.TrtSession`` as a ``DeviceModel``: output buffers allocated on ``device`` once per
+    input-shape signature, the engine enqueued on the device's stream."""
+
+    backend = "tensorrt"
+
+    def __init__(self, session, device):
+        self.session, self.device = session, device
+        self._key = None
+        self._outputs: dict = {}
+
+    def run(self, inputs: dict) -> dict:
+        key = tuple((n, tuple(b.shape)) for n, b in sorted(inputs.items()))
+        if key != self._key:
+            shapes = self.session.output_shapes({n: tuple(b.shape) for n, b in inputs.items()})
+            self.device.release(*self._outputs.values())
+            self._outputs = {n: self.device.empty(s, np.float32) for n, s in shapes.items()}
+            self._key = key
+        self.session.run_device(inputs, self._outputs, self.device.stream)
+        return self._outputs

@@ -1,0 +1,60 @@
+"""The device-resident interpolation loop (decoder/device_loop.py) on the emulated device: the same frames
+as the host decoder, bit for bit, with the keyframes uploaded once per group and only frames coming back."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+
+from tgvc_rt.backends.device import EmulatedDevice, HostModel
+from tgvc_rt.decoder.device_loop import iter_group_device, supported
+from tgvc_rt.decoder.interpolate import InterpOptions, interpolate_group
+from tgvc_rt.models import load_model_set
+from tgvc_rt.types import Tracks
+
+
+@pytest.fixture(scope="module")
+def interpolator():
+    return load_model_set("default").session("interpolator")
+
+
+def _group(h: int, w: int, f: int, with_tracks: bool = True, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.integers(0, 255, (h // 8, w // 8, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_CUBIC)
+    key_b = np.roll(base, (3, 5), axis=(0, 1))
+    if not with_tracks:
+        return base, key_b, Tracks.empty(f)
+    gy, gx = np.meshgrid(np.linspace(8, h - 9, 5), np.linspace(8, w - 9, 6), indexing="ij")
+    pts = np.stack([gx.ravel(), gy.ravel()], -1).astype(np.float32)
+    xy = np.stack([pts + [5.0 * t / (f - 1), 3.0 * t / (f - 1)] for t in range(f)], axis=1)
+    vis = np.ones(xy.shape[:2], bool)
+    vis[::4, f // 2] = False  # some tracks hidden mid-group
+    return base, key_b, Tracks(xy.astype(np.float32), vis)
+
+
+@pytest.mark.parametrize("h, w, f, batch, with_tracks", [
+    (200, 264, 6, 1, True),    # work at full size, one frame per model call
+    (200, 264, 7, 2, True),    # batches of two, the last one short
+    (120, 136, 5, 1, True),    # a small frame: the model works at 2x, frames are area-reduced on the device
+    (200, 264, 5, 1, False),   # no tracks: zero initial flow
+])
+def test_device_loop_equals_the_host_decoder(interpolator, h, w, f, batch, with_tracks):
+    key_a, key_b, tracks = _group(h, w, f, with_tracks)
+    options = replace(InterpOptions(), batch=batch)
+    host = interpolate_group(key_a, key_b, tracks, interpolator.run, options)
+    device, model = EmulatedDevice(), HostModel(interpolator)
+    frames = np.stack(list(iter_group_device(key_a, key_b, tracks, device, model, options)))
+    np.testing.assert_array_equal(frames, host)
+    assert model.calls == -(-(f - 2) // batch)
+    assert device.downloaded == (f - 2) * h * w * 3  # only the finished in-between frames come back
+    scale = 2 if min(h, w) < options.min_side else 1
+    keys_up = 2 * (h * scale) * (w * scale) * 3
+    assert device.uploaded < keys_up + model.calls * 200_000  # keys once; per batch only small track data
+
+
+def test_half_size_path_is_left_to_the_host():
+    options = InterpOptions()
+    assert supported(288, 352, options) and supported(120, 136, options)
+    assert not supported(544, 1280, options)
