@@ -1,4 +1,4 @@
-"""TensorRT engines for a model set: build (cached) and run.
+"""TensorRT engines for a model set: build them into a cache (``engine_for``, ``build_engines``).
 
 Works with NVIDIA's ``tensorrt`` or with ``tensorrt_rtx`` (the `trt` extra), which builds portable
 engines ahead of time without a GPU. Engines live outside git, in a cache folder keyed by everything
@@ -7,6 +7,7 @@ architecture, the precision and the optimisation-profile shapes.
 
 Profiles come from ``engines/profiles.json`` in a source checkout (or ``--profiles``), with the same
 rules built in for wheel installs: shapes are expressed in frames F and the largest frame size.
+Each engine carries an integrity sidecar (``engine_cache.py``); ``trt_runner.py`` runs them.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from ..errors import OptionError, TgvcError
 from ..models import sha256_file
+from .engine_cache import cached_engine, write_engine
 
 DEFAULT_CACHE = Path(os.environ.get("TGVC_CACHE", Path.home() / ".cache" / "tgvc-rt")) / "engines"
 # name -> input -> [min, opt, max] shapes; symbols: F (frames), H, W (pixels), h, w (latent = /8),
@@ -103,37 +105,88 @@ class EngineKey:
         return f"{name}-{self.arch}-{self.precision}-{digest}.engine"
 
 
+class TrtBuilder:
+    """The default engine builder: this machine's TensorRT (``tensorrt_rtx`` or ``tensorrt``), for
+    GPU 0's architecture or ``portable`` (engine_cache.EngineBuilder)."""
+
+    def __init__(self):
+        self.trt, self.flavour = import_tensorrt()
+        self.version = str(self.trt.__version__)
+        self.arch = gpu_arch()
+
+    def __call__(self, onnx_path: Path, shapes: dict[str, list[tuple[int, ...]]], precision: str) -> bytes:
+        trt, flavour = self.trt, self.flavour
+        logger = trt.Logger(trt.Logger.WARNING)
+        builder = trt.Builder(logger)
+        network = builder.create_network(0)
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse_from_file(str(onnx_path)):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise TgvcError(f"{onnx_path.name}: TensorRT cannot parse it: {errors}")
+        config = builder.create_builder_config()
+        if precision == "fp16" and flavour == "tensorrt" and hasattr(trt.BuilderFlag, "FP16"):
+            config.set_flag(trt.BuilderFlag.FP16)  # tensorrt_rtx is strongly typed: precision comes from the ONNX
+        profile = builder.create_optimization_profile()
+        for i in range(network.num_inputs):
+            name = network.get_input(i).name
+            if name not in shapes:
+                raise TgvcError(f"{onnx_path.name}: no engine profile for input {name!r}")
+            profile.set_shape(name, *shapes[name])
+        config.add_optimization_profile(profile)
+        serialized = builder.build_serialized_network(network, config)
+        if serialized is None:
+            raise TgvcError(f"{onnx_path.name}: TensorRT engine build failed")
+        return bytes(serialized)
+
+
 def build_engine(onnx_path: Path, shapes: dict[str, list[tuple[int, ...]]], precision: str, out: Path) -> Path:
-    trt, flavour = import_tensorrt()
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise TgvcError(f"{onnx_path.name}: TensorRT cannot parse it: {errors}")
-    config = builder.create_builder_config()
-    if precision == "fp16" and flavour == "tensorrt" and hasattr(trt.BuilderFlag, "FP16"):
-        config.set_flag(trt.BuilderFlag.FP16)  # tensorrt_rtx is strongly typed: precision comes from the ONNX
-    profile = builder.create_optimization_profile()
-    for i in range(network.num_inputs):
-        name = network.get_input(i).name
-        if name not in shapes:
-            raise TgvcError(f"{onnx_path.name}: no engine profile for input {name!r}")
-        profile.set_shape(name, *shapes[name])
-    config.add_optimization_profile(profile)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise TgvcError(f"{onnx_path.name}: TensorRT engine build failed")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_bytes(bytes(serialized))
-    os.replace(tmp, out)
-    return out
+    """Build one engine into ``out`` (atomically, with its integrity sidecar), bypassing the cache."""
+    builder = TrtBuilder()
+    key = engine_key(onnx_path, shapes, precision, builder)
+    return write_engine(out, builder(onnx_path, shapes, precision), key.__dict__)
+
+
+def profile_shapes(name: str, max_size: tuple[int, int], profiles: Path | dict | None = None
+                   ) -> dict[str, list[tuple[int, ...]]]:
+    """Input -> [min, opt, max] shapes of model ``name`` for frames up to ``max_size`` (width, height)."""
+    rules = profiles if isinstance(profiles, dict) else load_profiles(profiles)
+    if name not in rules:
+        raise OptionError(f"no engine profile for model {name!r} (profiles: {', '.join(sorted(rules))})")
+    return {inp: resolve_shapes(rule, max_size) for inp, rule in rules[name].items()}
+
+
+def engine_key(onnx_path: Path, shapes: dict, precision: str, builder) -> EngineKey:
+    """The cache key of ``onnx_path`` built by ``builder`` at ``shapes`` and ``precision``."""
+    shapes = {inp: [[int(d) for d in s] for s in triple] for inp, triple in shapes.items()}
+    return EngineKey(sha256_file(Path(onnx_path)), builder.flavour, builder.version, builder.arch, precision,
+                     json.dumps(shapes, sort_keys=True))
+
+
+def load_or_build(onnx_path: str | Path, name: str, shapes: dict, precision: str, cache_dir: Path | None = None,
+                  builder=None, rebuild: bool = False) -> tuple[Path, bytes]:
+    """``engine_for`` that also returns the verified engine bytes (what a runner deserializes)."""
+    if precision not in ("fp16", "fp32"):
+        raise OptionError(f"--precision {precision!r}: choose fp16 or fp32")
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise TgvcError(f"{onnx_path}: no such ONNX file")
+    builder = builder if builder is not None else TrtBuilder()
+    key = engine_key(onnx_path, shapes, precision, builder)
+    out = Path(cache_dir or DEFAULT_CACHE) / key.filename(name)
+    return cached_engine(out, key.__dict__, lambda: builder(onnx_path, shapes, precision), rebuild=rebuild)
+
+
+def engine_for(onnx_path: str | Path, name: str, shapes: dict, precision: str, cache_dir: Path | None = None,
+               builder=None, rebuild: bool = False) -> Path:
+    """The cached engine of model ``name`` (``onnx_path`` at ``shapes``, ``precision``): reused when
+    it verifies against its sidecar, built otherwise (a changed ONNX file is a new key, so a new
+    build; a damaged or truncated engine is rebuilt). ``builder``: see engine_cache.EngineBuilder
+    (default ``TrtBuilder()``); ``rebuild``: build even over a cached engine that verifies."""
+    return load_or_build(onnx_path, name, shapes, precision, cache_dir, builder, rebuild)[0]
 
 
 def build_engines(models: str = "default", precision: str = "fp16", max_size: tuple[int, int] = (352, 288),
-                  cache_dir: Path | None = None, profiles: Path | None = None) -> list[Path]:
+                  cache_dir: Path | None = None, profiles: Path | None = None, builder=None) -> list[Path]:
     """Build (or find in the cache) one engine per model of the set that has a profile."""
     from ..models import load_model_set
 
@@ -141,18 +194,14 @@ def build_engines(models: str = "default", precision: str = "fp16", max_size: tu
         raise OptionError(f"--precision {precision!r}: choose fp16 or fp32")
     if not (16 <= max_size[0] <= 8192 and 16 <= max_size[1] <= 8192):
         raise OptionError("--width/--height must be within 16..8192")
-    trt, flavour = import_tensorrt()
+    builder = builder if builder is not None else TrtBuilder()
     model_set = load_model_set(models)
-    arch = gpu_arch()
     rules = load_profiles(profiles)
     built = []
-    for name, rule in rules.items():
+    for name in rules:
         if not model_set.has(name):
             continue
         onnx_path = model_set.model_path(name, precision)
-        shapes = {inp: resolve_shapes(r, max_size) for inp, r in rule.items()}
-        key = EngineKey(sha256_file(onnx_path), flavour, trt.__version__, arch, precision,
-                        json.dumps(shapes, sort_keys=True))
-        out = (cache_dir or DEFAULT_CACHE) / key.filename(name)
-        built.append(out if out.is_file() else build_engine(onnx_path, shapes, precision, out))
+        built.append(engine_for(onnx_path, name, profile_shapes(name, max_size, rules), precision, cache_dir,
+                                builder=builder))
     return built
