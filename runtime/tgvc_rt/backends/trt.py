@@ -126,6 +126,10 @@ class TrtBuilder:
         config = builder.create_builder_config()
         if precision == "fp16" and flavour == "tensorrt" and hasattr(trt.BuilderFlag, "FP16"):
             config.set_flag(trt.BuilderFlag.FP16)  # tensorrt_rtx is strongly typed: precision comes from the ONNX
+        if flavour == "tensorrt_rtx" and self.arch != "portable" and hasattr(trt, "ComputeCapability"):
+            # a GPU is here (the key says sm_XY): target it, not the default portable set (which leaves out Turing)
+            config.num_compute_capabilities = 1
+            config.set_compute_capability(trt.ComputeCapability.CURRENT, 0)
         profile = builder.create_optimization_profile()
         for i in range(network.num_inputs):
             name = network.get_input(i).name
