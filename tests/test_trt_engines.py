@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tgvc_rt.backends.engine_cache import sidecar_path, verify_engine
-from tgvc_rt.backends.trt import (BUILTIN_PROFILES, EngineKey, build_engines, engine_for, engine_key, load_or_build,
-                                  load_profiles, profile_shapes, resolve_shapes)
+from tgvc_rt.backends.trt import (BUILTIN_PROFILES, EngineKey, adopt_engine, build_engines, engine_for, engine_key,
+                                  load_or_build, load_profiles, profile_shapes, resolve_shapes, trtexec_shape_flags)
 from tgvc_rt.errors import OptionError, TgvcError
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -191,3 +191,35 @@ def test_profile_shapes():
     assert profile_shapes("vae_encoder", (350, 286)) == {"image": [(1, 3, 64, 64), (16, 3, 288, 352), (16, 3, 288, 352)]}
     with pytest.raises(OptionError, match="no engine profile"):
         profile_shapes("nope", (64, 64))
+
+
+def test_trtexec_shape_flags():
+    flags = trtexec_shape_flags(profile_shapes("vae_decoder", (64, 48)))
+    assert flags == ["--minShapes=latent:1x32x6x8", "--optShapes=latent:16x32x6x8", "--maxShapes=latent:16x32x6x8"]
+
+
+def test_adopt_engine_puts_a_foreign_engine_in_the_cache(model, tmp_path):
+    (tmp_path / "trtexec.engine").write_bytes(b"built by trtexec")
+    builder = CountingBuilder()
+    path = adopt_engine(tmp_path / "trtexec.engine", model, "m", SHAPES, "fp16", tmp_path / "cache", builder=builder)
+    assert engine_for(model, "m", SHAPES, "fp16", tmp_path / "cache", builder=builder) == path
+    assert path.read_bytes() == b"built by trtexec" and builder.calls == []  # a hit, nothing built
+    with pytest.raises(TgvcError, match="cannot read the engine"):
+        adopt_engine(tmp_path / "absent.engine", model, "m", SHAPES, "fp16", tmp_path / "cache", builder=builder)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx") is None and importlib.util.find_spec("tensorrt") is None,
+                    reason="TensorRT (the trt extra) is not installed")
+def test_workspace_cap(tmp_path, monkeypatch):
+    from tgvc_rt.backends.trt import TrtBuilder
+
+    models = build_tiny_model_set(tmp_path / "tiny")
+    monkeypatch.setenv("TGVC_TRT_WORKSPACE_MB", "64")
+    builder = TrtBuilder()
+    assert builder.workspace_mb == 64
+    engine = engine_for(models / "vae_decoder.onnx", "vae_decoder", profile_shapes("vae_decoder", (64, 48)), "fp32",
+                        tmp_path / "cache", builder=builder)
+    assert verify_engine(engine)[0] is not None
+    monkeypatch.setenv("TGVC_TRT_WORKSPACE_MB", "lots")
+    with pytest.raises(OptionError, match="whole number"):
+        TrtBuilder()

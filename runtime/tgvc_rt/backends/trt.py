@@ -107,18 +107,35 @@ class EngineKey:
 
 class TrtBuilder:
     """The default engine builder: this machine's TensorRT (``tensorrt_rtx`` or ``tensorrt``), for
-    GPU 0's architecture or ``portable`` (engine_cache.EngineBuilder)."""
+    GPU 0's architecture or ``portable`` (engine_cache.EngineBuilder).
 
-    def __init__(self):
+    ``workspace_mb`` caps the builder's workspace pool (default ``$TGVC_TRT_WORKSPACE_MB``, else
+    TensorRT's own default): on Jetson the GPU shares the system memory, so a cap keeps a build
+    within it. It changes which kernels are chosen, not whether an engine is valid, so it is not
+    part of the cache key."""
+
+    def __init__(self, workspace_mb: int | None = None):
         self.trt, self.flavour = import_tensorrt()
         self.version = str(self.trt.__version__)
         self.arch = gpu_arch()
+        if workspace_mb is None and os.environ.get("TGVC_TRT_WORKSPACE_MB"):
+            try:
+                workspace_mb = int(os.environ["TGVC_TRT_WORKSPACE_MB"])
+            except ValueError:
+                raise OptionError("TGVC_TRT_WORKSPACE_MB must be a whole number of MiB") from None
+        if workspace_mb is not None and workspace_mb < 1:
+            raise OptionError("the TensorRT workspace must be at least 1 MiB")
+        self.workspace_mb = workspace_mb
 
     def __call__(self, onnx_path: Path, shapes: dict[str, list[tuple[int, ...]]], precision: str) -> bytes:
         trt, flavour = self.trt, self.flavour
         logger = trt.Logger(trt.Logger.WARNING)
         builder = trt.Builder(logger)
-        network = builder.create_network(0)
+        major = int(self.version.split(".")[0]) if self.version.split(".")[0].isdigit() else 10
+        explicit = 0
+        if flavour == "tensorrt" and major < 10:  # TensorRT 8.x (JetPack 5): ONNX needs an explicit-batch network
+            explicit = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+        network = builder.create_network(explicit)
         parser = trt.OnnxParser(network, logger)
         if not parser.parse_from_file(str(onnx_path)):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -130,6 +147,8 @@ class TrtBuilder:
             # a GPU is here (the key says sm_XY): target it, not the default portable set (which leaves out Turing)
             config.num_compute_capabilities = 1
             config.set_compute_capability(trt.ComputeCapability.CURRENT, 0)
+        if self.workspace_mb is not None:
+            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(self.workspace_mb) << 20)
         profile = builder.create_optimization_profile()
         for i in range(network.num_inputs):
             name = network.get_input(i).name
@@ -164,6 +183,29 @@ def engine_key(onnx_path: Path, shapes: dict, precision: str, builder) -> Engine
     shapes = {inp: [[int(d) for d in s] for s in triple] for inp, triple in shapes.items()}
     return EngineKey(sha256_file(Path(onnx_path)), builder.flavour, builder.version, builder.arch, precision,
                      json.dumps(shapes, sort_keys=True))
+
+
+def trtexec_shape_flags(shapes: dict) -> list[str]:
+    """``--minShapes= --optShapes= --maxShapes=`` arguments of trtexec for ``shapes``."""
+    return [f"--{flag}=" + ",".join(f"{inp}:" + "x".join(str(int(d)) for d in triple[i])
+                                   for inp, triple in sorted(shapes.items()))
+            for i, flag in enumerate(("minShapes", "optShapes", "maxShapes"))]
+
+
+def adopt_engine(engine_file: str | Path, onnx_path: str | Path, name: str, shapes: dict, precision: str,
+                 cache_dir: Path | None = None, builder=None) -> Path:
+    """Copy an engine built elsewhere on this machine (e.g. by trtexec, from ``onnx_path`` at ``shapes``)
+    into the cache under the key this machine's TensorRT would give it, with its sidecar. TensorRT
+    checks nothing here: the engine must have been built by this TensorRT for this GPU."""
+    engine_file, onnx_path = Path(engine_file), Path(onnx_path)
+    if precision not in ("fp16", "fp32"):
+        raise OptionError(f"--precision {precision!r}: choose fp16 or fp32")
+    try:
+        data = engine_file.read_bytes()
+    except OSError as err:
+        raise TgvcError(f"{engine_file}: cannot read the engine ({err.strerror})") from None
+    key = engine_key(onnx_path, shapes, precision, builder if builder is not None else TrtBuilder())
+    return write_engine(Path(cache_dir or DEFAULT_CACHE) / key.filename(name), data, key.__dict__)
 
 
 def load_or_build(onnx_path: str | Path, name: str, shapes: dict, precision: str, cache_dir: Path | None = None,
