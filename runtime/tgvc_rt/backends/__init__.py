@@ -2,7 +2,8 @@
 
 ``open_session(path, device, threads)`` picks the implementation; only ONNX Runtime (``ort.py``)
 is wired in here, covering ``cpu``, ``cuda``, ``tensorrt`` and ``auto`` through its execution
-providers.
+providers. ``trt.py`` builds TensorRT engines into an integrity-checked cache and ``trt_runner.py``
+runs them (``open_trt_session``, ``tensorrt_status``); ``open_session`` does not choose it yet.
 """
 from __future__ import annotations
 
