@@ -183,6 +183,47 @@ def test_run_device_checks_dtypes_and_shapes(fake):
     s.close()
 
 
+class FakeRuntimeCache:
+    def __init__(self):
+        self.blob = b""
+
+    def deserialize(self, blob):
+        self.blob = bytes(blob)
+        return blob.startswith(b"jit")
+
+    def serialize(self):
+        return self.blob + b"jit kernels;"
+
+
+class FakeRtxEngine(FakeEngine):
+    """TensorRT-RTX's way to make a context: a runtime config carrying the JIT runtime cache."""
+
+    def create_runtime_config(self):
+        config = SimpleNamespace(cache=None, create_runtime_cache=FakeRuntimeCache)
+        config.set_runtime_cache = lambda cache: setattr(config, "cache", cache) or True
+        return config
+
+    def create_execution_context(self, runtime_config=None):
+        assert runtime_config is not None and runtime_config.cache is not None
+        self.caches = getattr(self, "caches", []) + [runtime_config.cache]
+        return super().create_execution_context()
+
+
+def test_rtx_jit_cache_is_kept_beside_the_engine(fake, monkeypatch, tmp_path):
+    monkeypatch.setattr(trt_runner, "import_tensorrt", lambda: (FakeTrt, "tensorrt_rtx"))
+    monkeypatch.setattr(FakeTrt.Runtime, "deserialize_cuda_engine", lambda self, data: FakeRtxEngine(fake))
+    jit = tmp_path / "m.jitcache"
+    s = TrtSession(b"fake engine", api=fake, runtime_cache=jit)
+    assert len(s.engine.caches) == 2 and s.engine.caches[0] is s.engine.caches[1]  # one cache for all profiles
+    assert np.array_equal(s.run({"x": np.ones((2, 4), np.float32)})["y"], np.full((2, 4), 2, np.float32))
+    s.close()
+    assert jit.read_bytes() == b"jit kernels;"
+    s = TrtSession(b"fake engine", api=fake, runtime_cache=jit)
+    assert s.engine.caches[0].blob == b"jit kernels;"  # read back on the next open
+    s.close()
+    assert jit.read_bytes() == b"jit kernels;jit kernels;"
+
+
 def test_undeserializable_engine(fake):
     with pytest.raises(EngineLoadError, match="could not deserialize"):
         TrtSession(b"junk", api=fake, label="m.engine")

@@ -42,7 +42,7 @@ _LOGGERS: dict = {}
 
 
 class EngineLoadError(TgvcError):
-    """TensorRT could not deserialize an engine or make its execution contexts."""
+    """TensorRT could not deserialize an engine (``open_trt_session`` rebuilds it once)."""
 
 
 def tensorrt_status() -> tuple[bool, str]:
@@ -148,11 +148,11 @@ class TrtSession(Session):
             ctx = self._create_context()
             if ctx is None:
                 self.close()
-                raise EngineLoadError(f"{self.label}: TensorRT could not create an execution context "
-                                      "(out of GPU memory?)")
+                raise TgvcError(f"{self.label}: TensorRT could not create an execution context "
+                                "(out of GPU memory?)")  # not the engine's fault: no rebuild
             if p and not ctx.set_optimization_profile_async(p, self.stream):
                 self.close()
-                raise EngineLoadError(f"{self.label}: cannot select optimisation profile {p}")
+                raise TgvcError(f"{self.label}: cannot select optimisation profile {p}")
             self.contexts.append(ctx)
         self.api.sync(self.stream)
 
@@ -165,7 +165,7 @@ class TrtSession(Session):
             if self._jit_path.is_file() and not self._jit_cache.deserialize(self._jit_path.read_bytes()):
                 log.info("%s: JIT runtime cache is for another GPU or version; starting afresh", self._jit_path.name)
         config.set_runtime_cache(self._jit_cache)
-        return self.engine.create_execution_context(config)
+        return self.engine.create_execution_context(runtime_config=config)
 
     # ---- shapes ------------------------------------------------------------------------------
     def _check_names(self, given, what: str, expected: list[str]) -> None:
