@@ -218,7 +218,8 @@ class TrtSession(Session):
         ctx, expected = self._set_shapes({n: buf.shape for n, buf in inputs.items()})
         for n, buf in outputs.items():
             if tuple(buf.shape) != expected[n]:
-                raise TgvcError(f"{self.label}: output {n} buffer is {tuple(buf.shape)}, the engine gives {expected[n]}")
+                raise TgvcError(f"{self.label}: output {n} buffer is {tuple(buf.shape)}, "
+                                f"the engine gives {expected[n]}")
         for n, buf in {**inputs, **outputs}.items():
             if not ctx.set_tensor_address(n, int(buf.ptr)):
                 raise TgvcError(f"{self.label}: TensorRT rejects the device address of {n}")
