@@ -3,6 +3,7 @@
 ``select.py`` resolves ``--device`` to a backend (TensorRT engine runner -> ONNX Runtime TensorRT ->
 ONNX Runtime CUDA -> CPU); ``open_model_session(model_set, key)`` opens one model of a set on it;
 ``open_session(path, device, threads)`` opens a lone ONNX file with ONNX Runtime.
+``trt.py`` builds TensorRT engines into an integrity-checked cache, ``trt_runner.py`` runs them.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """A few CUDA driver calls behind one small interface, over cuda-python or pycuda.
 
-Only what the guidance launcher needs: load a module, find a function, launch it on a
-caller-given stream (a raw ``CUstream`` handle as int, 0 = the legacy default stream), allocate
-and copy. Imports happen on first use, so this module imports cleanly without CUDA.
+What the guidance launcher and the TensorRT runner need: load a module, find a function, launch
+it on a caller-given stream (a raw ``CUstream`` handle as int, 0 = the legacy default stream),
+allocate and copy, create/synchronise/destroy a stream. Imports happen on first use, so this module imports cleanly without CUDA.
 """
 from __future__ import annotations
 
@@ -110,12 +110,25 @@ class CudaPythonApi:
                                             self.drv.CUstream(int(stream))), "cuMemcpyDtoHAsync")
         self.sync(stream)
 
+    def d2d(self, dst: int, src: int, nbytes: int, stream: int = 0) -> None:
+        self._ok(self.drv.cuMemcpyDtoDAsync(self.drv.CUdeviceptr(int(dst)), self.drv.CUdeviceptr(int(src)),
+                                            int(nbytes), self.drv.CUstream(int(stream))), "cuMemcpyDtoDAsync")
+
     def memset32(self, ptr: int, count: int, stream: int = 0) -> None:
         self._ok(self.drv.cuMemsetD32Async(self.drv.CUdeviceptr(int(ptr)), 0, int(count),
                                            self.drv.CUstream(int(stream))), "cuMemsetD32Async")
 
     def sync(self, stream: int = 0) -> None:
         self._ok(self.drv.cuStreamSynchronize(self.drv.CUstream(int(stream))), "cuStreamSynchronize")
+
+    def stream_create(self) -> int:
+        """A new non-blocking stream (raw ``CUstream`` handle as int); release with ``stream_destroy``."""
+        non_blocking = 1  # CU_STREAM_NON_BLOCKING: no implicit sync with the legacy default stream
+        return int(self._ok(self.drv.cuStreamCreate(non_blocking), "cuStreamCreate"))
+
+    def stream_destroy(self, stream: int) -> None:
+        if int(stream):
+            self.drv.cuStreamDestroy(self.drv.CUstream(int(stream)))
 
 
 class PycudaApi:
@@ -176,11 +189,21 @@ class PycudaApi:
     def d2h(self, array: np.ndarray, ptr: int, stream: int = 0) -> None:
         self.cuda.memcpy_dtoh(array, int(ptr))
 
+    def d2d(self, dst: int, src: int, nbytes: int, stream: int = 0) -> None:
+        self.cuda.memcpy_dtod(int(dst), int(src), int(nbytes))
+
     def memset32(self, ptr: int, count: int, stream: int = 0) -> None:
         self.cuda.memset_d32(int(ptr), 0, int(count))
 
     def sync(self, stream: int = 0) -> None:
         self.cuda.Context.synchronize()
+
+    def stream_create(self) -> int:
+        """0: this path works on the default stream only."""
+        return 0
+
+    def stream_destroy(self, stream: int) -> None:
+        pass
 
 
 def open_api(device: int = 0, prefer: str = "cuda-python"):
