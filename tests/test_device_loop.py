@@ -58,3 +58,18 @@ def test_half_size_path_is_left_to_the_host():
     options = InterpOptions()
     assert supported(288, 352, options) and supported(120, 136, options)
     assert not supported(544, 1280, options)
+
+
+def test_decoder_on_the_emulated_device_loop_equals_the_host_loop():
+    """The whole decode of the golden stream through the pipeline's device-loop wiring."""
+    from pathlib import Path
+
+    from tgvc_rt.decoder.pipeline import DecodeOptions, DecodeStats, iter_decoded_frames
+
+    data = (Path(__file__).parent / "data" / "golden_sample_v1.tgv").read_bytes()
+    host_stats, dev_stats = DecodeStats(), DecodeStats()
+    host = np.stack(list(iter_decoded_frames(data, DecodeOptions(device_loop="off"), host_stats)))
+    dev = np.stack(list(iter_decoded_frames(data, DecodeOptions(device_loop="emulated"), dev_stats)))
+    np.testing.assert_array_equal(dev, host)
+    assert host_stats.loop == "host" and dev_stats.loop == "device (emulated)"
+    assert host_stats.backend.startswith("models on cpu")
