@@ -16,8 +16,11 @@
 // __dmul_rn / __dadd_rn for the coordinates).
 //
 // Entry points (extern "C"):
-//   tgvc_flow_upsample_{f32,f16}(grid, h, w, C, H, W, Hp, Wp, flow, weight, unit_weight)
-//       grid (ceil(Wp / block), Hp, n), any 1-D block. grid holds n frames [n, h, w, C]; frame i
+//   tgvc_flow_upsample_{f32,f16}(grid, h, w, C, H, W, Hp, Wp, scale_x, scale_y, flow, weight,
+//                                unit_weight)
+//       grid (ceil(Wp / block), Hp, n), any 1-D block. scale_x = 1.0 / ((double)W / w) and scale_y
+//       = 1.0 / ((double)H / h), computed by the caller in double (OpenCV's scales; no double
+//       division per thread). grid holds n frames [n, h, w, C]; frame i
 //       writes flow + i * 4 Hp Wp ([4, Hp, Wp]) and weight + i * Hp Wp ([1, Hp, Wp]), so pass the
 //       slots of batch index j (flow_init + j * 4 Hp Wp, init_weight + j * Hp Wp). flow or weight
 //       may be NULL (not written). unit_weight != 0 (or C == 4): the weight channel is taken as 1
@@ -62,7 +65,8 @@ static __device__ __forceinline__ void tgvc_fu_st(tgvc_half* p, long long i, flo
 
 template <typename T>
 static __device__ __forceinline__ void tgvc_flow_upsample(const float* grid, int h, int w, int C,
-                                                          int H, int W, int Hp, int Wp, T* flow,
+                                                          int H, int W, int Hp, int Wp,
+                                                          double scale_x, double scale_y, T* flow,
                                                           T* weight, int unit_weight) {
     const int x = (int)(blockIdx.x * blockDim.x + threadIdx.x), y = (int)blockIdx.y;
     if (x >= Wp || y >= Hp) return;
@@ -71,13 +75,13 @@ static __device__ __forceinline__ void tgvc_flow_upsample(const float* grid, int
     const long long plane = (long long)Hp * Wp, o = (long long)y * Wp + x;
     const int dx = min(x, W - 1), dy = min(y, H - 1); /* edge padding */
 
-    float fx = (float)tgvc_fu_coord(dx, 1.0 / ((double)W / (double)w));
+    float fx = (float)tgvc_fu_coord(dx, scale_x);
     int sx = (int)floorf(fx);
     fx -= (float)sx;
     if (sx < 0) { sx = 0; fx = 0.f; }
     if (sx >= w - 1) { sx = w - 1; fx = 0.f; }
     const int sx1 = min(sx + 1, w - 1);
-    float fy = (float)tgvc_fu_coord(dy, 1.0 / ((double)H / (double)h));
+    float fy = (float)tgvc_fu_coord(dy, scale_y);
     const int sy = (int)floorf(fy);
     fy -= (float)sy;
     const int y0 = min(max(sy, 0), h - 1), y1 = min(max(sy + 1, 0), h - 1);
@@ -107,14 +111,16 @@ static __device__ __forceinline__ void tgvc_flow_upsample(const float* grid, int
 }
 
 extern "C" __global__ void tgvc_flow_upsample_f32(const float* grid, int h, int w, int C, int H,
-                                                  int W, int Hp, int Wp, float* flow,
-                                                  float* weight, int unit_weight) {
-    tgvc_flow_upsample(grid, h, w, C, H, W, Hp, Wp, flow, weight, unit_weight);
+                                                  int W, int Hp, int Wp, double scale_x,
+                                                  double scale_y, float* flow, float* weight,
+                                                  int unit_weight) {
+    tgvc_flow_upsample(grid, h, w, C, H, W, Hp, Wp, scale_x, scale_y, flow, weight, unit_weight);
 }
 extern "C" __global__ void tgvc_flow_upsample_f16(const float* grid, int h, int w, int C, int H,
-                                                  int W, int Hp, int Wp, tgvc_half* flow,
+                                                  int W, int Hp, int Wp, double scale_x,
+                                                  double scale_y, tgvc_half* flow,
                                                   tgvc_half* weight, int unit_weight) {
-    tgvc_flow_upsample(grid, h, w, C, H, W, Hp, Wp, flow, weight, unit_weight);
+    tgvc_flow_upsample(grid, h, w, C, H, W, Hp, Wp, scale_x, scale_y, flow, weight, unit_weight);
 }
 
 #ifndef __CUDACC_RTC__
@@ -128,23 +134,25 @@ extern "C" int tgvc_cuda_flow_upsample(int dtype, const float* grid, int count, 
         Hp > 65535 || count > 65535 || !grid || (dtype != 0 && dtype != 1))
         return (int)cudaErrorInvalidValue;
     if (count == 0 || (!flow && !weight)) return 0;
+    const double sx = 1.0 / ((double)W / (double)w), sy = 1.0 / ((double)H / (double)h);
     dim3 grd((unsigned)((Wp + TGVC_FRAME_BLOCK - 1) / TGVC_FRAME_BLOCK), (unsigned)Hp,
              (unsigned)count);
 #ifdef TGVC_EMU
     (void)stream;
     if (dtype == 0)
         tgvc_emu_launch(tgvc_flow_upsample_f32, grd, dim3(TGVC_FRAME_BLOCK), 0, grid, h, w, C, H, W,
-                        Hp, Wp, (float*)flow, (float*)weight, unit_weight);
+                        Hp, Wp, sx, sy, (float*)flow, (float*)weight, unit_weight);
     else
         tgvc_emu_launch(tgvc_flow_upsample_f16, grd, dim3(TGVC_FRAME_BLOCK), 0, grid, h, w, C, H, W,
-                        Hp, Wp, (tgvc_half*)flow, (tgvc_half*)weight, unit_weight);
+                        Hp, Wp, sx, sy, (tgvc_half*)flow, (tgvc_half*)weight, unit_weight);
 #else
     if (dtype == 0)
         tgvc_flow_upsample_f32<<<grd, TGVC_FRAME_BLOCK, 0, stream>>>(
-            grid, h, w, C, H, W, Hp, Wp, (float*)flow, (float*)weight, unit_weight);
+            grid, h, w, C, H, W, Hp, Wp, sx, sy, (float*)flow, (float*)weight, unit_weight);
     else
         tgvc_flow_upsample_f16<<<grd, TGVC_FRAME_BLOCK, 0, stream>>>(
-            grid, h, w, C, H, W, Hp, Wp, (tgvc_half*)flow, (tgvc_half*)weight, unit_weight);
+            grid, h, w, C, H, W, Hp, Wp, sx, sy, (tgvc_half*)flow, (tgvc_half*)weight,
+            unit_weight);
 #endif
     return (int)cudaGetLastError();
 }

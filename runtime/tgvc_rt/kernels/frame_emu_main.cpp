@@ -40,10 +40,11 @@ extern "C" int tgvc_emu_launch_named(const char* name, unsigned gx, unsigned gy,
         auto a = [&](auto kernel, auto* flow, auto* weight) {
             tgvc_emu_launch(kernel, grid, block, 0, arg<const float*>(p, 0), arg<int>(p, 1),
                             arg<int>(p, 2), arg<int>(p, 3), arg<int>(p, 4), arg<int>(p, 5),
-                            arg<int>(p, 6), arg<int>(p, 7), flow, weight, arg<int>(p, 10));
+                            arg<int>(p, 6), arg<int>(p, 7), arg<double>(p, 8), arg<double>(p, 9),
+                            flow, weight, arg<int>(p, 12));
         };
-        if (n.back() == '2') a(tgvc_flow_upsample_f32, arg<float*>(p, 8), arg<float*>(p, 9));
-        else a(tgvc_flow_upsample_f16, arg<tgvc_half*>(p, 8), arg<tgvc_half*>(p, 9));
+        if (n.back() == '2') a(tgvc_flow_upsample_f32, arg<float*>(p, 10), arg<float*>(p, 11));
+        else a(tgvc_flow_upsample_f16, arg<tgvc_half*>(p, 10), arg<tgvc_half*>(p, 11));
     } else if (n == "tgvc_frame_output_f32" || n == "tgvc_frame_output_f16") {
         auto a = [&](auto kernel, auto* frames) {
             tgvc_emu_launch(kernel, grid, block, 0, frames, arg<int>(p, 1), arg<int>(p, 2),

@@ -27,7 +27,7 @@ SOURCES = {name: nvrtc_cache.KERNEL_DIR / f"{name}.cu" for name in ("image_input
 DTYPES = {"float32": (np.float32, 4, "f32"), "float16": (np.float16, 2, "f16")}
 MAX_GRID_YZ = 65535  # rows (grid.y) and frames (grid.z) of one launch
 
-_P, _I = ctypes.c_void_p, ctypes.c_int
+_I, _D = ctypes.c_int, ctypes.c_double
 
 
 def _p(v) -> ctypes.c_void_p:
@@ -105,6 +105,7 @@ class FrameKernels:
         self.api.launch(self.fn("flow_upsample", "tgvc_flow_upsample_" + sfx), self._grid(wp, hp, count),
                         (self.block, 1, 1), 0, stream,
                         [_p(grid), _I(h), _I(w), _I(channels), _I(height), _I(width), _I(hp), _I(wp),
+                         _D(1.0 / (width / w)), _D(1.0 / (height / h)),  # OpenCV's scales, in double
                          _p(flow), _p(weight), _I(int(bool(unit_weight)))])
 
     def frame_output(self, frames: int, batch: int, hp: int, wp: int, height: int, width: int, out: int, *,
