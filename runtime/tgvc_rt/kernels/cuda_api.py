@@ -170,7 +170,7 @@ class PycudaApi:
         if int(stream) != 0:
             raise CudaUnavailable("the pycuda path launches on the default stream only")
         conv = {ctypes.c_void_p: lambda v: np.uintp(v or 0), ctypes.c_int: np.int32,
-                ctypes.c_longlong: np.int64, ctypes.c_float: np.float32}
+                ctypes.c_longlong: np.int64, ctypes.c_float: np.float32, ctypes.c_double: np.float64}
         vals = [conv[type(a)](a.value) for a in args]
         fn(*vals, block=tuple(block), grid=tuple(grid), shared=int(smem))
 

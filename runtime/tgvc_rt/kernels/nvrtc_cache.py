@@ -1,4 +1,7 @@
-"""Run-time compilation of ``guidance.cu`` with NVRTC, cached on disk.
+"""Run-time compilation of the CUDA kernel sources with NVRTC, cached on disk.
+
+Any one-file kernel source of this directory (``guidance.cu`` by default, ``image_input.cu``,
+``flow_upsample.cu``, ``frame_output.cu``; ``source_path`` of ``cached_compile``) compiles here.
 
 The cubin (or PTX, for a GPU newer than the installed NVRTC knows) is stored as
 ``<cache>/<sha256(source, arch, nvrtc version, options)>.<cubin|ptx>`` where ``<cache>`` is
@@ -101,7 +104,7 @@ def _log(nvrtc, prog) -> str:
         return ""
 
 
-def compile_source(source: str, arch: str, options: tuple[str, ...] = (), name: str = "guidance.cu",
+def compile_source(source: str, arch: str, options: tuple[str, ...] = (), name: str = GUIDANCE_SOURCE.name,
                    nvrtc=None) -> bytes:
     """NVRTC-compile ``source`` for ``arch`` ("sm_90" -> cubin, "compute_90" -> PTX)."""
     nvrtc = nvrtc or import_nvrtc()
