@@ -2,7 +2,10 @@
 as the host decoder, bit for bit, with the keyframes uploaded once per group and only frames coming back."""
 from __future__ import annotations
 
+import ctypes
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,6 +16,8 @@ from tgvc_rt.decoder.device_loop import iter_group_device, supported
 from tgvc_rt.decoder.interpolate import InterpOptions, interpolate_group
 from tgvc_rt.models import load_model_set
 from tgvc_rt.types import Tracks
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +78,75 @@ def test_decoder_on_the_emulated_device_loop_equals_the_host_loop():
     np.testing.assert_array_equal(dev, host)
     assert host_stats.loop == "host" and dev_stats.loop == "device (emulated)"
     assert host_stats.backend.startswith("models on cpu")
+
+
+# ---- the CUDA device class and the real kernel sources, on the CPU ----------------------------------
+class _EmuDeviceApi:
+    """``tests/test_frame_kernels.EmuApi`` (host memory, kernels run by the g++ emulation) plus what
+    ``CudaDevice`` asks of a binding beyond the kernels."""
+
+    def __new__(cls, lib):
+        from test_frame_kernels import EmuApi
+
+        class Api(EmuApi):
+            def device_name(self):
+                return "emulated"
+
+            def stream_create(self):
+                return 7  # a made-up handle: the emulation runs everything in order
+
+            def stream_destroy(self, stream):
+                pass
+
+            def memset32(self, ptr, count, stream=0):
+                ctypes.memset(ptr, 0, 4 * count)
+
+            def d2d(self, dst, src, nbytes, stream=0):
+                ctypes.memmove(dst, src, nbytes)
+
+        return Api(lib)
+
+
+class _DownloadingModel:
+    """A host session as a DeviceModel over device buffers: inputs copied down, outputs copied up."""
+
+    backend = "cpu (test)"
+
+    def __init__(self, session, device):
+        self.session, self.device, self.out = session, device, {}
+
+    def run(self, inputs):
+        got = self.session.run({n: b.to_host() for n, b in inputs.items()})
+        self.device.release(*self.out.values())
+        self.out = {n: self.device.upload(a) for n, a in got.items()}
+        return self.out
+
+
+def test_cuda_device_with_the_emulated_kernels_equals_the_host_decoder(interpolator, tmp_path):
+    """CudaDevice (argument packing, buffer views, the stream) and the three .cu kernels themselves, run by
+    the CPU emulation: the device loop's frames equal the host decoder's."""
+    import ctypes as _ctypes
+
+    from test_frame_kernels import _gxx_build
+
+    from tgvc_rt.backends.cuda_device import CudaDevice
+    from tgvc_rt.kernels.frame_kernels import FrameKernels
+
+    lib = _gxx_build(tmp_path / "frame_emu.so", "-shared", "-fPIC")
+    api = _EmuDeviceApi(_ctypes.CDLL(str(lib)))
+    fk = FrameKernels.__new__(FrameKernels)
+    fk.block, fk.api, fk._fn = 64, api, {}
+    fk.fn = lambda module, name: name
+    device = CudaDevice(api=api, kernels=fk)
+    key_a, key_b, tracks = _group(40, 56, 5, True)  # small: the model works at 2x, frames come back area-reduced
+    options = replace(InterpOptions(), batch=2)
+    host = interpolate_group(key_a, key_b, tracks, interpolator.run, options)
+    model = _DownloadingModel(interpolator, device)
+    frames = np.stack(list(iter_group_device(key_a, key_b, tracks, device, model, options)))
+    np.testing.assert_array_equal(frames, host)
+    assert {launch[0] for launch in api.launches} == {"tgvc_image_input_f32", "tgvc_flow_upsample_f32",
+                                                      "tgvc_frame_output_f32"}
+    assert all(launch[3] == 7 for launch in api.launches)  # everything on the device's stream
+    device.release(*model.out.values())
+    device.close()
+    assert not api.buffers  # the loop frees what it allocates

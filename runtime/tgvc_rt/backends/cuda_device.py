@@ -18,10 +18,10 @@ _FLOAT = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16"}
 
 
 class CudaDevice:
-    def __init__(self, device_id: int = 0, api=None):
+    def __init__(self, device_id: int = 0, api=None, kernels: FrameKernels | None = None):
         self.api = api or cuda_api.open_api(device_id)
         self.name = f"cuda:{device_id} {self.api.device_name()}"
-        self.kernels = FrameKernels(self.api)
+        self.kernels = kernels or FrameKernels(self.api)
         self.stream = self.api.stream_create()
 
     def upload(self, array: np.ndarray) -> DeviceBuffer:
