@@ -52,8 +52,31 @@ def test_bench_defaults_match_the_api():
 
     params = inspect.signature(cli.bench).parameters
     (point,) = parse_sweep(params["bpp"].default.default, params["mode"].default.default,
-                           params["threads"].default.default)
-    assert point == BenchPoint(RateOptions().bpp, "warp", None)
+                           params["threads"].default.default, params["device"].default.default)
+    assert point == BenchPoint(RateOptions().bpp, "warp", None, "cpu")
+
+
+def test_device_sweep_and_unavailable_devices(monkeypatch):
+    from tgvc_rt.backends import select
+    from tgvc_rt.backends.select import BackendProbe
+
+    monkeypatch.setattr(select, "probe", lambda name: BackendProbe(name, name in ("cpu", "ort-cuda"),
+                                                                    "" if name in ("cpu", "ort-cuda") else "absent"))
+    points = parse_sweep("0.005", "interp", None, "cpu,cuda")
+    assert [p.device for p in points] == ["cpu", "cuda"]
+    with pytest.raises(OptionError, match="--device tensorrt: no backend"):
+        parse_sweep("0.005", "interp", None, "cpu,tensorrt")
+    assert parse_sweep("0.005", "warp", None, "tensorrt")[0].device == "tensorrt"  # warp runs no model
+    with pytest.raises(OptionError, match="--device 'tpu'"):
+        parse_sweep("0.005", "warp", None, "tpu")
+
+
+def test_throughput_streams(sample_clip):
+    result = run_bench(sample_clip, parse_sweep("0.02", "warp", None), frames=4, repeat=1, emit=lambda _: None,
+                       streams=2)
+    (rec,) = result["records"]
+    assert rec["throughput"]["streams"] == 2 and rec["throughput"]["frames_per_s"] > 0
+    assert result["settings"]["streams"] == 2 and "gpu" not in result
 
 
 def test_tiny_sweep(sample_clip, tmp_path):
@@ -66,13 +89,13 @@ def test_tiny_sweep(sample_clip, tmp_path):
                        emit=lines.append)
     assert lines[0].startswith("carphone_qcif_48f.y4m 176x144, 4 frames: 1 warm-up + 1 timed runs a row")
     head = [c.strip() for c in lines[1].strip("|").split("|")]
-    assert head[:7] == ["bpp", "mode", "threads", "bytes", "real bpp", "encode ms", "decode ms"]
+    assert head[:8] == ["bpp", "mode", "threads", "device", "bytes", "real bpp", "encode ms", "decode ms"]
     assert "interpolation ms" in head and "diffusion ms" not in head and head[-2:] == ["enc fps", "dec fps"]
     assert set(lines[2]) <= set("|-: ") and len(lines) == 3 + len(points)
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[3:]]
     assert [(r[0], r[1], r[2]) for r in rows] == [("0.01", "warp", "1"), ("0.01", "interp", "1"),
                                                 ("0.02", "warp", "1"), ("0.02", "interp", "1")]
-    assert all(" ± " in r[5] and " ± " in r[6] and float(r[-1]) > 0 for r in rows)
+    assert all(" ± " in r[6] and " ± " in r[7] and float(r[-1]) > 0 for r in rows)
 
     saved = benchrecord.load_result(out)
     assert saved == json.loads(json.dumps(result))
@@ -80,7 +103,9 @@ def test_tiny_sweep(sample_clip, tmp_path):
     assert saved["settings"]["frames"] == 4 and saved["settings"]["sweep"]["mode"] == ["warp", "interp"]
     assert set(saved["versions"]) >= {"python", "tgvc_rt", "numpy", "onnxruntime", "opencv", "constriction"}
     recs = saved["records"]
-    assert [r["settings"] for r in recs] == [{"bpp": p.bpp, "mode": p.mode, "threads": p.threads} for p in points]
+    assert [r["settings"] for r in recs] == [{"bpp": p.bpp, "mode": p.mode, "threads": p.threads, "device": "cpu"}
+                                             for p in points]
+    assert all(r["backend"].startswith("models on cpu") and r["loop"] == "host" for r in recs if r["settings"]["mode"] == "interp")
     for r in recs:
         assert {"encode", "decode", "decode.keyframes", "decode.interpolation"} <= set(r["stages"])
         assert r["stages"]["decode"]["n"] == 1 and r["bytes"] > 0 and r["decode_fps"] > 0

@@ -316,6 +316,8 @@ def bench(
     mode: str = typer.Option("warp", help="Decoder mode(s): interp, warp, diffusion; comma-separated to sweep."),
     threads: Optional[str] = typer.Option(None, help="Models: CPU threads for ONNX Runtime; comma-separated to "
                                                      "sweep (default: its own)."),
+    device: str = typer.Option("cpu", help="Models: cpu, cuda, tensorrt or auto; comma-separated to sweep."),
+    streams: int = typer.Option(1, help="Also measure throughput: this many decodes at once (total frames/s)."),
     frames: Optional[int] = typer.Option(None, help="Only the first N frames."),
     repeat: int = typer.Option(3, help="Timed repetitions after one warm-up."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON (benchrecord schema)."),
@@ -327,13 +329,14 @@ def bench(
     from .bench import parse_sweep, run_bench
     from .io import check_output_folder
 
-    points = parse_sweep(bpp, mode, threads)
+    points = parse_sweep(bpp, mode, threads, device)
     _check_range("--repeat", repeat, 1, 1000)
+    _check_range("--streams", streams, 1, 256)
     _check_range("--frames", frames, 1, 10_000_000)
     if json_out is not None:
         check_output_folder(json_out)
     run_bench(input, points, frames=frames, repeat=repeat, json_out=json_out,
-              command=shlex.join(["tgvc-rt", *sys.argv[1:]]), emit=typer.echo)
+              command=shlex.join(["tgvc-rt", *sys.argv[1:]]), emit=typer.echo, streams=streams)
 
 
 def _interrupted(status: int) -> int:

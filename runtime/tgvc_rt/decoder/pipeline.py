@@ -46,8 +46,11 @@ class DecodeOptions:
     conceal: bool = False                # decode a damaged group from its keyframes alone, replace a damaged
     #                                      keyframe by its neighbour (DecodeStats.concealed, .concealed_keyframes)
     device_loop: str = "auto"            # interp on a GPU backend: "auto" (the device-resident loop where CUDA and
-    #                                      the frame kernels work, else the host loop), "off" (host loop), or
+    #                                      the frame kernels work, else the host loop), "off" (host loop), "cuda"
+    #                                      (the device loop on the GPU, an error where it cannot run), or
     #                                      "emulated" (the device loop on NumPy buffers: tests)
+    device_models: Callable | None = None  # (session, device) -> DeviceModel: how the device loop runs a model
+    #                                        (None: by the session's backend; checks inject test-only runtimes)
 
 
 @dataclass
@@ -92,7 +95,12 @@ def _open_interpolator(models, options: DecodeOptions, stats: DecodeStats) -> Ca
         from ..backends.device import HostModel
         from .device_loop import iter_group_device, supported
 
-        model = HostModel(session) if options.device_loop == "emulated" else _device_model(session, device)
+        if options.device_models is not None:
+            model = options.device_models(session, device)
+        elif options.device_loop == "emulated":
+            model = HostModel(session)
+        else:
+            model = _device_model(session, device)
 
         def on_device(key_a, key_b, tracks):
             if not supported(*key_a.shape[:2], options.interp):
@@ -108,14 +116,14 @@ def _open_interpolator(models, options: DecodeOptions, stats: DecodeStats) -> Ca
 def _open_device(models, options: DecodeOptions, stats: DecodeStats):
     """The device of the interpolation loop, or None for the host loop (``stats.loop`` says which and why).
     Opened before the model sessions, which then share its stream."""
-    if options.device_loop not in ("auto", "off", "emulated"):
-        raise OptionError(f"device_loop {options.device_loop!r}: choose auto, off or emulated")
+    if options.device_loop not in ("auto", "off", "cuda", "emulated"):
+        raise OptionError(f"device_loop {options.device_loop!r}: choose auto, off, cuda or emulated")
     if options.device_loop == "emulated":
         from ..backends.device import EmulatedDevice
 
         stats.loop = "device (emulated)"
         return EmulatedDevice()
-    if options.device_loop == "off" or not models.backend.on_gpu:
+    if options.device_loop == "off" or (options.device_loop == "auto" and not models.backend.on_gpu):
         stats.loop = "host"
         return None
     try:
@@ -123,6 +131,8 @@ def _open_device(models, options: DecodeOptions, stats: DecodeStats):
 
         device = CudaDevice()
     except (TgvcError, ImportError) as err:
+        if options.device_loop == "cuda":
+            raise OptionError(f"the CUDA decode loop cannot run here: {err}") from err
         stats.loop = f"host (device loop unavailable: {err})"
         return None
     models.stream = device.stream

@@ -1,0 +1,223 @@
+"""GPU check of the default-mode decode on the device-resident loop: frames vs the CPU decode, and timings.
+
+Runs the whole ``--mode interp`` decode of a prepared stream (``benchmarks/gpu/prepare.py``) twice on the
+same machine:
+
+* the CPU reference: ONNX Runtime on the CPU, the host loop (what ``tgvc-rt decode`` does by default);
+* the device loop (``decoder/device_loop.py`` on ``backends/cuda_device.CudaDevice``: our frame kernels via
+  NVRTC, one CUDA stream), its model calls served by the TEST-ONLY torch stand-in
+  (``benchmarks/gpu/torch_standin.py``: the exported ONNX graphs through onnx2torch on the GPU's torch),
+  once with the FP32 graph and once with the set's FP16 variant.
+
+For each: frames/s of the whole decode after a warm-up (``--repeat`` timed runs), a profiled run with the
+stream synchronised around every stage (host track inputs, uploads, each kernel, the model, the download),
+and the frames' difference from the CPU reference (max / mean absolute, PSNR, share within 1 LSB). The
+tolerances the result is judged by are in the JSON (``tolerance``). Keyframes come decoded from the
+prepared ``keyframes.npz`` (AV1 decoding is CPU work the GPU does not change).
+
+    python benchmarks/gpu/decode_loop.py --data benchmarks/gpu/data --out $OUT
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[1] / "runtime"))
+
+try:  # keyframes come decoded: PyAV is not needed (nor, maybe, installed)
+    import av  # noqa: F401
+except ImportError:
+    sys.modules["av"] = types.ModuleType("av")
+
+TOLERANCE = {"fp32": {"psnr_db_min": 50.0, "within_1_lsb_min": 0.999},
+             "fp16": {"psnr_db_min": 40.0, "within_1_lsb_min": 0.95}}
+
+
+class CarriedKeyframes:
+    """``KeyframeReader``'s interface over keyframes decoded ahead (in stream order)."""
+
+    images: list = []
+    sequence = False
+
+    def __init__(self, codec_id, width, height):
+        self.next = 0
+
+    def decode(self, payload):
+        image = CarriedKeyframes.images[self.next]
+        self.next += 1
+        return image
+
+    def reset(self):
+        pass
+
+
+def compare(test: np.ndarray, ref: np.ndarray) -> dict:
+    d = np.abs(test.astype(np.int16) - ref.astype(np.int16))
+    mse = float(np.mean(d.astype(np.float64) ** 2))
+    return {"max_abs": int(d.max()), "mean_abs": float(d.mean()), "within_1_lsb": float(np.mean(d <= 1)),
+            "psnr_db": float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))}
+
+
+class Profiler:
+    """Wraps a device's methods and a model's ``run`` with stream-synchronised timers."""
+
+    def __init__(self, sync):
+        self.sync, self.seconds, self.calls = sync, {}, {}
+
+    @contextlib.contextmanager
+    def stage(self, name):
+        self.sync()
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.sync()
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+            self.calls[name] = self.calls.get(name, 0) + 1
+
+    def wrap(self, obj, name, stage):
+        plain = getattr(obj, name)
+
+        def timed(*a, **k):
+            with self.stage(stage):
+                return plain(*a, **k)
+
+        setattr(obj, name, timed)
+
+
+def run_decode(data: bytes, options, pipeline) -> tuple[np.ndarray, float, object]:
+    stats = pipeline.DecodeStats()
+    t0 = time.perf_counter()
+    frames = np.stack(list(pipeline.iter_decoded_frames(data, options, stats)))
+    return frames, time.perf_counter() - t0, stats
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=HERE / "data")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--precisions", default="fp32,fp16")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    import torch
+
+    from tgvc_rt import benchrecord
+    from tgvc_rt.backends.cuda_device import CudaDevice
+    from tgvc_rt.decoder import device_loop, pipeline
+    from tgvc_rt.models import load_model_set
+    from torch_standin import TorchStandinModel
+
+    carried = np.load(args.data / "keyframes.npz")
+    CarriedKeyframes.images = list(carried["images"])
+    pipeline.KeyframeReader = CarriedKeyframes
+    data = (args.data / "stream.tgv").read_bytes()
+    models = load_model_set("default", verify=False)
+    result = benchrecord.new_result("gpu_decode_loop", shlex.join(["python", *sys.argv]), settings={
+        "clip": str(carried["clip"]), "size": str(carried["size"]), "bpp": float(carried["bpp"]),
+        "stream_bytes": len(data), "repeat": args.repeat, "warmup": 1, "cpu_threads": args.threads,
+        "model_runtime": "torch-standin (onnx2torch over the exported ONNX graphs; test-only, not the product's "
+                         "TensorRT/ONNX Runtime GPU backends)"})
+    result["gpu"] = ({"name": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
+                      "capability": list(torch.cuda.get_device_capability(0))} if torch.cuda.is_available() else None)
+    result["tolerance"] = TOLERANCE
+
+    def emit():
+        benchrecord.write_result(args.out / "gpu_decode_loop.json", result)
+
+    # --- CPU reference (ONNX Runtime CPU, host loop)
+    ref_opts = pipeline.DecodeOptions(device_loop="off", threads=args.threads)
+    run_decode(data, ref_opts, pipeline)  # warm-up
+    ref, cpu_s, cpu_stats = run_decode(data, ref_opts, pipeline)
+    n = len(ref)
+    result["records"].append({"settings": {"loop": "host", "runtime": "onnxruntime-cpu", "precision": "fp32"},
+                              "frames": n, "fps": n / cpu_s,
+                              "stages": {"decode": benchrecord.stage_stats([cpu_s]),
+                                         **{f"decode.{k}": benchrecord.stage_stats([v])
+                                            for k, v in cpu_stats.seconds.items()}}})
+    print(f"CPU reference: {n} frames in {cpu_s:.2f} s = {n / cpu_s:.1f} frames/s", flush=True)
+    emit()
+
+    for precision in [p for p in args.precisions.split(",") if p]:
+        path = models.model_path("interpolator", precision)
+        made = {}
+
+        def factory(session, device, path=path, made=made):
+            model = TorchStandinModel(path, device, session.inputs, session.outputs)
+            made["model"], made["device"] = model, device
+            return model
+
+        opts = pipeline.DecodeOptions(device_loop="cuda", device_models=factory, threads=args.threads)
+        run_decode(data, opts, pipeline)  # warm-up: NVRTC, graph conversion, allocations
+        times, frames, stats = [], None, None
+        for _ in range(args.repeat):
+            frames, dt, stats = run_decode(data, opts, pipeline)
+            times.append(dt)
+        record = {"settings": {"loop": stats.loop, "runtime": "torch-standin", "precision": precision,
+                               "model_file": path.name},
+                  "frames": n, "fps": n / float(np.median(times)),
+                  "vs_cpu": compare(frames, ref),
+                  "stages": {"decode": benchrecord.stage_stats(times),
+                             **{f"decode.{k}": benchrecord.stage_stats([v]) for k, v in stats.seconds.items()}}}
+        tol = TOLERANCE[precision]
+        record["within_tolerance"] = (record["vs_cpu"]["psnr_db"] >= tol["psnr_db_min"]
+                                      and record["vs_cpu"]["within_1_lsb"] >= tol["within_1_lsb_min"])
+        # profiled run: synchronise around every stage of the loop
+        prof = Profiler(torch.cuda.synchronize)
+        plain_device, plain_inputs = CudaDevice, device_loop.iter_batch_inputs
+
+        class ProfiledDevice(CudaDevice):
+            def __init__(self, *a, **k):
+                super().__init__(*a, **k)
+                for name in ("upload", "write", "zero", "image_input", "flow_upsample", "frame_output", "download"):
+                    prof.wrap(self, name, f"device.{name}")
+
+        def timed_inputs(*a, **k):
+            it = plain_inputs(*a, **k)
+            while True:
+                with prof.stage("host.track_inputs"):
+                    batch = next(it, None)
+                if batch is None:
+                    return
+                yield batch
+
+        import tgvc_rt.backends.cuda_device as cuda_device
+        cuda_device.CudaDevice = ProfiledDevice
+        device_loop.iter_batch_inputs = timed_inputs
+
+        def profiled_factory(session, device, path=path):
+            model = TorchStandinModel(path, device, session.inputs, session.outputs)
+            prof.wrap(model, "run", "model.interpolator")
+            return model
+
+        try:
+            popts = pipeline.DecodeOptions(device_loop="cuda", device_models=profiled_factory, threads=args.threads)
+            _, prof_s, _ = run_decode(data, popts, pipeline)
+        finally:
+            cuda_device.CudaDevice = plain_device
+            device_loop.iter_batch_inputs = plain_inputs
+        record["profile"] = {"decode_s": prof_s, "seconds": prof.seconds, "calls": prof.calls,
+                             "note": "stream synchronised around every stage: the sum exceeds the unprofiled time"}
+        result["records"].append(record)
+        print(f"device loop {precision}: {record['fps']:.1f} frames/s, vs CPU {json.dumps(record['vs_cpu'])}, "
+              f"within tolerance: {record['within_tolerance']}", flush=True)
+        print("  profile (s): " + ", ".join(f"{k} {v:.3f}/{prof.calls[k]}" for k, v in sorted(prof.seconds.items())),
+              flush=True)
+        emit()
+
+
+if __name__ == "__main__":
+    main()
