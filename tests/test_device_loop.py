@@ -80,6 +80,22 @@ def test_decoder_on_the_emulated_device_loop_equals_the_host_loop():
     assert host_stats.backend.startswith("models on cpu")
 
 
+def test_diffusion_decode_on_the_emulated_device_loop_equals_the_host_loop():
+    """Mode diffusion through the pipeline's wiring: interpolation and refinement both on the device loop."""
+    from pathlib import Path
+
+    from tgvc_rt.decoder.diffusion import DiffusionOptions
+    from tgvc_rt.decoder.pipeline import DecodeOptions, iter_decoded_frames
+
+    data = (Path(__file__).parent / "data" / "golden_sample_v1.tgv").read_bytes()
+    frames = {}
+    for loop in ("off", "emulated"):
+        options = DecodeOptions(mode="diffusion", device_loop=loop,
+                                diffusion=DiffusionOptions(guidance_impl="numpy"))
+        frames[loop] = np.stack([f for f, _ in zip(iter_decoded_frames(data, options), range(12))])
+    np.testing.assert_array_equal(frames["emulated"], frames["off"])
+
+
 # ---- the CUDA device class and the real kernel sources, on the CPU ----------------------------------
 class _EmuDeviceApi:
     """``tests/test_frame_kernels.EmuApi`` (host memory, kernels run by the g++ emulation) plus what
@@ -150,3 +166,41 @@ def test_cuda_device_with_the_emulated_kernels_equals_the_host_decoder(interpola
     device.release(*model.out.values())
     device.close()
     assert not api.buffers  # the loop frees what it allocates
+
+
+# ---- the diffusion loop on the emulated device -----------------------------------------------------
+@pytest.fixture(scope="module")
+def model_set():
+    return load_model_set("default")
+
+
+def _device_models(models):
+    from tgvc_rt.decoder.device_diffusion import DeviceDiffusionModels
+
+    return DeviceDiffusionModels(HostModel(models.session("vae_encoder")), HostModel(models.session("vae_decoder")),
+                                 HostModel(models.session("unet")), models.latent_mean, models.latent_std,
+                                 models.alphas_cumprod())
+
+
+@pytest.mark.parametrize("f, window, steps, output, with_tracks, blur", [
+    (6, 16, 1, "residual", True, 4.0),    # the defaults: one window, one step
+    (12, 6, 2, "residual", True, 0.0),    # three chained windows, two steps, no blur
+    (7, 16, 1, "latent", False, 4.0),     # decoded latents, no tracks (no guidance)
+])
+def test_diffusion_device_loop_equals_the_host_decoder(model_set, f, window, steps, output, with_tracks, blur):
+    from tgvc_rt.decoder.device_diffusion import iter_diffused_device
+    from tgvc_rt.decoder.diffusion import DiffusionOptions, iter_diffused
+    from tgvc_rt.diffusion.guidance_native import select_guidance_factory
+
+    key_a, key_b, tracks = _group(60, 84, f, with_tracks, seed=f)  # sides not multiples of 8: padded for the VAE
+    rng = np.random.default_rng(5)
+    warp = [key_a] + [rng.integers(0, 255, key_a.shape, dtype=np.uint8) for _ in range(f - 2)] + [key_b]
+    options = DiffusionOptions(steps=steps, window=window, output=output, residual_blur=blur, vae_batch=3,
+                               guidance_impl="numpy")
+    host = np.stack(list(iter_diffused(iter(warp), f, key_a, key_b, tracks, model_set, options, seed=11)))
+    device = EmulatedDevice()
+    dev = np.stack(list(iter_diffused_device(iter(warp), f, key_a, key_b, tracks, _device_models(model_set),
+                                             options, device, seed=11,
+                                             guidance_factory=select_guidance_factory("numpy"))))
+    np.testing.assert_array_equal(dev, host)
+    assert device.downloaded == (f - 2) * 60 * 84 * 3  # only the refined in-between frames come back

@@ -59,9 +59,32 @@ class DeviceBuffer:
             self.api.d2h(out, self.ptr, stream)
         return out
 
+    def _entry_bytes(self) -> int:
+        return int(np.prod(self.shape[1:])) * np.dtype(self.dtype).itemsize
+
+    def slice(self, lo: int, hi: int) -> "DeviceBuffer":
+        """Entries ``lo .. hi-1`` of the leading axis: a borrowed view of the same memory."""
+        if not 0 <= lo <= hi <= self.shape[0]:
+            raise IndexError(f"slice {lo}:{hi} of a buffer of {self.shape}")
+        return DeviceBuffer(self.ptr + lo * self._entry_bytes(), (hi - lo, *self.shape[1:]), self.dtype, self.api,
+                            owned=False)
+
     def head(self, n: int) -> "DeviceBuffer":
-        """The first ``n`` entries of the leading axis: a borrowed view of the same memory."""
-        return DeviceBuffer(self.ptr, (int(n), *self.shape[1:]), self.dtype, self.api, owned=False)
+        return self.slice(0, int(n))
+
+    def tail(self, i: int) -> "DeviceBuffer":
+        return self.slice(int(i), self.shape[0])
+
+    def at(self, i: int) -> "DeviceBuffer":
+        """Entry ``i`` of the leading axis, that axis dropped."""
+        view = self.slice(int(i), int(i) + 1)
+        return DeviceBuffer(view.ptr, tuple(self.shape[1:]), self.dtype, self.api, owned=False)
+
+    def reshape(self, shape) -> "DeviceBuffer":
+        shape = tuple(int(d) for d in shape)
+        if int(np.prod(shape)) != self.size:
+            raise ValueError(f"cannot view {self.shape} as {shape}")
+        return DeviceBuffer(self.ptr, shape, self.dtype, self.api, owned=False)
 
     def free(self) -> None:
         if self.owned and self.ptr:
@@ -85,7 +108,8 @@ def bind_ort_buffer(io_binding, name: str, buf: DeviceBuffer, output: bool = Fal
 class GuidedStepper:
     """One window's guidance on the GPU: track data uploaded once, then one ``step`` per timestep.
 
-    ``shape`` (F, C, h, w); ``ref`` [2, C, h, w]; ``pos`` [K, F, 2] latent (u, v); ``vis`` [K, F].
+    ``shape`` (F, C, h, w); ``ref`` [2, C, h, w] (host array, uploaded; or a ``DeviceBuffer`` already on the
+    device, borrowed); ``pos`` [K, F, 2] latent (u, v); ``vis`` [K, F].
     ``dtype`` is that of the latent buffers the model reads/writes ("float32" or "float16").
     """
 
@@ -98,7 +122,10 @@ class GuidedStepper:
         api = kernels.api
         pos, vis = np.asarray(pos, np.float32), np.asarray(vis, np.float32)
         launcher.check_track_data(pos, vis)
-        self.ref = DeviceBuffer.from_host(api, np.asarray(ref).astype(np_dtype))
+        if isinstance(ref, DeviceBuffer):
+            self.ref = DeviceBuffer(ref.ptr, ref.shape, ref.dtype, api, owned=False)
+        else:
+            self.ref = DeviceBuffer.from_host(api, np.asarray(ref).astype(np_dtype))
         self.K = int(pos.shape[0])
         self.pos = DeviceBuffer.from_host(api, pos.reshape(-1) if self.K else np.zeros(2, np.float32))
         self.vis = DeviceBuffer.from_host(api, vis.reshape(-1) if self.K else np.zeros(1, np.float32))

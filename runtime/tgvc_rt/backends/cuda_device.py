@@ -23,6 +23,7 @@ class CudaDevice:
         self.name = f"cuda:{device_id} {self.api.device_name()}"
         self.kernels = kernels or FrameKernels(self.api)
         self.stream = self.api.stream_create()
+        self._guidance = None
 
     def upload(self, array: np.ndarray) -> DeviceBuffer:
         a = np.ascontiguousarray(array)
@@ -74,7 +75,39 @@ class CudaDevice:
         self.kernels.frame_output(frames.ptr, b, hp, wp, out.shape[1], out.shape[2], out.ptr, reduce=reduce,
                                   dtype=_FLOAT[frames.dtype], stream=self.stream)
 
+    @property
+    def guidance(self):
+        """The guidance kernels (``kernels/launcher.CudaGuidance``) on this device's binding, compiled on first use."""
+        if self._guidance is None:
+            from tgvc_rt.kernels.launcher import CudaGuidance
+
+            self._guidance = CudaGuidance(api=self.api)
+        return self._guidance
+
+    def guided_stepper(self, ref: DeviceBuffer, pos: np.ndarray, vis: np.ndarray, shape, factory=None):
+        return CudaStepper(self, ref, pos, vis, shape)
+
     def close(self) -> None:
         self.api.sync(self.stream)
         self.api.stream_destroy(self.stream)
         self.stream = 0
+
+
+class CudaStepper:
+    """``Device.guided_stepper`` on CUDA: ``backends/cuda.GuidedStepper`` (x0, the fused guidance update,
+    DDIM; all enqueued on the device's stream) with the host sampler's scale convention (``scale`` already
+    multiplied by K x Npairs, as ``diffusion/samplers.apply_guidance`` takes it)."""
+
+    def __init__(self, device: CudaDevice, ref: DeviceBuffer, pos: np.ndarray, vis: np.ndarray, shape):
+        from tgvc_rt.backends.cuda import GuidedStepper
+        from tgvc_rt.kernels.launcher import num_pairs
+
+        self.inner = GuidedStepper(device.guidance, ref, pos, vis, tuple(shape), dtype=_FLOAT[ref.dtype],
+                                   stream=device.stream)
+        self.pairs = max(int(pos.shape[0]) * num_pairs(int(shape[0])), 1)
+
+    def step(self, x: DeviceBuffer, eps: DeviceBuffer, t: int, abar: float, abar_prev: float, scale: float) -> None:
+        self.inner.step(x.ptr, eps.ptr, abar, abar_prev, scale / self.pairs)
+
+    def close(self) -> None:
+        self.inner.close()

@@ -16,6 +16,7 @@ providers with I/O binding to device memory) and ``TrtModel`` here over ``trt_ru
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,15 +24,27 @@ import cv2
 import numpy as np
 
 from tgvc_rt.backends.base import Session
+from tgvc_rt.diffusion.samplers import apply_guidance, predict_x0
 from tgvc_rt.models.interpolator import frames_output, image_input, pad_edges
 
 
 class Buffer(Protocol):
+    """A contiguous device array. The views share its memory: ``at(i)`` (entry ``i`` of the leading axis,
+    that axis dropped), ``head(n)``/``tail(i)``/``slice(lo, hi)`` (entries of the leading axis) and
+    ``reshape(shape)``."""
+
     shape: tuple[int, ...]
     dtype: np.dtype
 
-    def head(self, n: int) -> "Buffer":
-        """The first ``n`` entries of the leading axis, sharing memory."""
+    def at(self, i: int) -> "Buffer": ...
+
+    def head(self, n: int) -> "Buffer": ...
+
+    def tail(self, i: int) -> "Buffer": ...
+
+    def slice(self, lo: int, hi: int) -> "Buffer": ...
+
+    def reshape(self, shape: tuple[int, ...]) -> "Buffer": ...
 
 
 class Device(Protocol):
@@ -62,6 +75,38 @@ class Device(Protocol):
         """Model frames float [B, 3, Hp, Wp] in [0, 1] -> uint8 ``out`` [B, H, W, 3] (rint, clip, crop);
         ``reduce`` 2 area-averages 2x2 first (``out`` is then the half size)."""
 
+    # -- the diffusion loop's ops (decoder/device_diffusion.py) --
+    def copy_into(self, dst: Buffer, src: Buffer) -> None:
+        """Copy ``src`` into ``dst`` (same size), on the stream."""
+
+    def fill(self, buf: Buffer, value: float) -> None:
+        """Set every float32 of ``buf`` to ``value``."""
+
+    def vae_input(self, frames: Buffer, out: Buffer) -> None:
+        """uint8 frames [N, H, W, 3] -> the VAE encoder's float32 images [N, 3, H8, W8] in [0, 1], edge-padded."""
+
+    def normalise(self, latent: Buffer, out: Buffer, mean: Buffer, std: Buffer) -> None:
+        """``out = (latent - mean[c]) / std[c]`` over [..., C, h, w]."""
+
+    def denormalise(self, zn: Buffer, out: Buffer, mean: Buffer, std: Buffer) -> None:
+        """``out = zn * std[c] + mean[c]``."""
+
+    def noise_mix(self, clean: Buffer, noise: Buffer, out: Buffer, abar: float) -> None:
+        """The warm start: ``out = sqrt(abar) clean + sqrt(1 - abar) noise``."""
+
+    def ddim_step(self, x: Buffer, eps: Buffer, abar: float, abar_prev: float) -> None:
+        """One unguided DDIM step of ``x`` in place (eta 0)."""
+
+    def residual(self, dz: Buffer, dw: Buffer, warp: Buffer, out: Buffer, blur: float) -> None:
+        """The residual output: VAE images ``dz``, ``dw`` [B, 3, H8, W8] in [0, 1], warp frames uint8
+        [B, H, W, 3] -> uint8 ``out`` = rint(warp + blur_sigma(255 dz - 255 dw)) (``blur`` 0: none)."""
+
+    def guided_stepper(self, ref: Buffer, pos: np.ndarray, vis: np.ndarray, shape, factory):
+        """One window's guided DDIM stepper: ``step(x, eps, t, abar, abar_prev, scale)`` updates ``x`` in place
+        (x0 prediction, ``x -= scale (1 - abar) / sqrt(abar) dL/dx0``, DDIM to ``abar_prev``); ``close()``.
+        ``ref`` [2, C, h, w] anchor latents, ``pos`` [K, n, 2] latent positions, ``vis`` [K, n]; ``factory``
+        the host guidance (devices with their own kernel ignore it)."""
+
     def close(self) -> None: ...
 
 
@@ -86,8 +131,20 @@ class HostBuffer:
     def dtype(self) -> np.dtype:
         return self.array.dtype
 
+    def at(self, i: int) -> "HostBuffer":
+        return HostBuffer(self.array[i])
+
     def head(self, n: int) -> "HostBuffer":
         return HostBuffer(self.array[:n])
+
+    def tail(self, i: int) -> "HostBuffer":
+        return HostBuffer(self.array[i:])
+
+    def slice(self, lo: int, hi: int) -> "HostBuffer":
+        return HostBuffer(self.array[lo:hi])
+
+    def reshape(self, shape) -> "HostBuffer":
+        return HostBuffer(self.array.reshape(shape))
 
 
 class EmulatedDevice:
@@ -142,6 +199,62 @@ class EmulatedDevice:
         else:
             big = frames_output(frames.array, height * reduce, width * reduce)
             out.array[...] = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in big])
+
+    # -- diffusion ops: the host decoder's own expressions (decoder/diffusion.py, backends/base.py) --
+    def copy_into(self, dst: HostBuffer, src: HostBuffer) -> None:
+        dst.array[...] = src.array
+
+    def fill(self, buf: HostBuffer, value: float) -> None:
+        buf.array[...] = value
+
+    def vae_input(self, frames: HostBuffer, out: HostBuffer) -> None:
+        h8, w8 = out.shape[-2:]
+        h, w = frames.shape[1:3]
+        padded = np.pad(frames.array, ((0, 0), (0, h8 - h), (0, w8 - w), (0, 0)), mode="edge")
+        out.array[...] = padded.transpose(0, 3, 1, 2).astype(np.float32) * np.float32(1 / 255)
+
+    def normalise(self, latent: HostBuffer, out: HostBuffer, mean: HostBuffer, std: HostBuffer) -> None:
+        shape = (-1, 1, 1)
+        out.array[...] = (latent.array - mean.array.reshape(shape)) / std.array.reshape(shape)
+
+    def denormalise(self, zn: HostBuffer, out: HostBuffer, mean: HostBuffer, std: HostBuffer) -> None:
+        shape = (-1, 1, 1)
+        out.array[...] = zn.array * std.array.reshape(shape) + mean.array.reshape(shape)
+
+    def noise_mix(self, clean: HostBuffer, noise: HostBuffer, out: HostBuffer, abar: float) -> None:
+        out.array[...] = (math.sqrt(abar) * clean.array + math.sqrt(1.0 - abar) * noise.array).astype(np.float32)
+
+    def ddim_step(self, x: HostBuffer, eps: HostBuffer, abar: float, abar_prev: float) -> None:
+        x0 = predict_x0(x.array, eps.array, abar)
+        x.array[...] = (math.sqrt(abar_prev) * x0 + math.sqrt(max(1.0 - abar_prev, 0.0)) * eps.array).astype(x0.dtype)
+
+    def residual(self, dz: HostBuffer, dw: HostBuffer, warp: HostBuffer, out: HostBuffer, blur: float) -> None:
+        height, width = warp.shape[1:3]
+        a = dz.array.transpose(0, 2, 3, 1) * np.float32(255.0)
+        b = dw.array.transpose(0, 2, 3, 1) * np.float32(255.0)
+        change = a[:, :height, :width] - b[:, :height, :width]
+        if blur > 0:
+            change = np.stack([cv2.GaussianBlur(c, (0, 0), blur) for c in change])
+        out.array[...] = np.clip(np.rint(warp.array.astype(np.float32) + change), 0, 255).astype(np.uint8)
+
+    def guided_stepper(self, ref: HostBuffer, pos: np.ndarray, vis: np.ndarray, shape, factory) -> "HostStepper":
+        return HostStepper(ref, pos, vis, shape, factory)
+
+    def close(self) -> None:
+        pass
+
+
+class HostStepper:
+    """One window's guided DDIM step with the host sampler's arithmetic (``diffusion/samplers.py``): the
+    stepper of the emulated device."""
+
+    def __init__(self, ref: HostBuffer, pos: np.ndarray, vis: np.ndarray, shape, factory):
+        self.guidance = factory(np.array(ref.array), pos, vis, tuple(shape))
+
+    def step(self, x: HostBuffer, eps: HostBuffer, t: int, abar: float, abar_prev: float, scale: float) -> None:
+        x0 = predict_x0(x.array, eps.array, abar)
+        xa, e, x0 = apply_guidance(x.array, eps.array, x0, abar, t, self.guidance, scale, 1, None)
+        x.array[...] = (math.sqrt(abar_prev) * x0 + math.sqrt(max(1.0 - abar_prev, 0.0)) * e).astype(x0.dtype)
 
     def close(self) -> None:
         pass

@@ -78,13 +78,12 @@ def _open_model_set(bs: Bitstream, options: DecodeOptions):
     return models
 
 
-def _open_interpolator(models, options: DecodeOptions, stats: DecodeStats) -> Callable:
+def _open_interpolator(models, options: DecodeOptions, device) -> Callable:
     """The group interpolator, ``(key_a, key_b, tracks) -> iterator over the group's frames``: the model set's
-    IFNet in the model modes (on the device-resident loop where the models run on a GPU, ``_open_device``),
-    else the warp decoder (mode "warp", or "diffusion" with a set that has no interpolator)."""
+    IFNet in the model modes (on the device-resident loop when ``device`` is given, ``_open_device``), else
+    the warp decoder (mode "warp", or "diffusion" with a set that has no interpolator)."""
     if models is not None and models.has("interpolator"):
         options.interp.validate()
-        device = _open_device(models, options, stats)
         session = models.session("interpolator")
 
         def host(key_a, key_b, tracks):
@@ -92,15 +91,9 @@ def _open_interpolator(models, options: DecodeOptions, stats: DecodeStats) -> Ca
 
         if device is None:
             return host
-        from ..backends.device import HostModel
         from .device_loop import iter_group_device, supported
 
-        if options.device_models is not None:
-            model = options.device_models(session, device)
-        elif options.device_loop == "emulated":
-            model = HostModel(session)
-        else:
-            model = _device_model(session, device)
+        model = _device_model(session, device, options)
 
         def on_device(key_a, key_b, tracks):
             if not supported(*key_a.shape[:2], options.interp):
@@ -114,8 +107,8 @@ def _open_interpolator(models, options: DecodeOptions, stats: DecodeStats) -> Ca
 
 
 def _open_device(models, options: DecodeOptions, stats: DecodeStats):
-    """The device of the interpolation loop, or None for the host loop (``stats.loop`` says which and why).
-    Opened before the model sessions, which then share its stream."""
+    """The device of the decode loop (interpolation and diffusion), or None for the host loop (``stats.loop``
+    says which and why). Opened before the model sessions, which then share its stream."""
     if options.device_loop not in ("auto", "off", "cuda", "emulated"):
         raise OptionError(f"device_loop {options.device_loop!r}: choose auto, off, cuda or emulated")
     if options.device_loop == "emulated":
@@ -140,8 +133,15 @@ def _open_device(models, options: DecodeOptions, stats: DecodeStats):
     return device
 
 
-def _device_model(session, device):
-    """The interpolator session as a ``DeviceModel`` on ``device``."""
+def _device_model(session, device, options: DecodeOptions):
+    """A model session as a ``DeviceModel`` on ``device``: the injected factory (checks), the host session
+    itself (the emulated device), our TensorRT runner, or ONNX Runtime with device I/O binding."""
+    if options.device_models is not None:
+        return options.device_models(session, device)
+    if options.device_loop == "emulated":
+        from ..backends.device import HostModel
+
+        return HostModel(session)
     if getattr(session, "backend", "") == "tensorrt":
         from ..backends.device import TrtModel
 
@@ -151,14 +151,32 @@ def _device_model(session, device):
     return OrtDeviceModel(session, device)
 
 
-def _open_diffusion(bs: Bitstream, models, options: DecodeOptions) -> Callable:
+def _open_diffusion(bs: Bitstream, models, options: DecodeOptions, device) -> Callable:
+    """The group refiner, ``(warp frames, key_a, key_b, tracks, group, timings) -> refined frames``: on the
+    device loop when ``device`` is given and it takes the options (``device_diffusion.supported``)."""
     from .diffusion import DiffusionOptions, iter_diffused
 
     dopts = options.diffusion or DiffusionOptions()
+    seed = lambda g: (bs.header.noise_seed + g) % (1 << 63)  # noqa: E731 - one expression, used twice
+    from . import device_diffusion
+
+    if device is not None and device_diffusion.supported(dopts):
+        from ..diffusion.guidance_native import select_guidance_factory
+
+        dm = device_diffusion.DeviceDiffusionModels(
+            *(_device_model(models.session(k), device, options) for k in ("vae_encoder", "vae_decoder", "unet")),
+            models.latent_mean, models.latent_std, models.alphas_cumprod())
+        factory = dopts.guidance_factory or select_guidance_factory(dopts.guidance_impl, dopts.threads)
+
+        def on_device(warp_frames, key_a, key_b, tracks, group_index, timings):
+            return device_diffusion.iter_diffused_device(warp_frames, tracks.num_frames, key_a, key_b, tracks, dm,
+                                                         dopts, device, seed(group_index), factory)
+
+        return on_device
 
     def run(warp_frames, key_a, key_b, tracks, group_index, timings):
         return iter_diffused(warp_frames, tracks.num_frames, key_a, key_b, tracks, models, dopts,
-                             seed=(bs.header.noise_seed + group_index) % (1 << 63), timings=timings)
+                             seed=seed(group_index), timings=timings)
 
     return run
 
@@ -189,8 +207,9 @@ def iter_decoded_frames(stream: bytes | Bitstream, options: DecodeOptions = Deco
     models = _open_model_set(bs, options) if options.mode in MODEL_MODES else None
     if models is not None:
         stats.backend = models.backend.describe()
-    interpolate = _open_interpolator(models, options, stats)
-    diffuse = _open_diffusion(bs, models, options) if options.mode == "diffusion" else None
+    device = _open_device(models, options, stats) if models is not None else None
+    interpolate = _open_interpolator(models, options, device)
+    diffuse = _open_diffusion(bs, models, options, device) if options.mode == "diffusion" else None
     stats.add("models", time.perf_counter() - t0)  # verify the set's files, open the sessions
 
     keys = _Keyframes(bs, reader, options.conceal, stats)
