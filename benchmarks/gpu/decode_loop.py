@@ -1,13 +1,15 @@
-"""GPU check of the default-mode decode on the device-resident loop: frames vs the CPU decode, and timings.
+"""GPU check of the decode on the device-resident loop: frames vs the CPU decode, and timings.
 
-Runs the whole ``--mode interp`` decode of a prepared stream (``benchmarks/gpu/prepare.py``) twice on the
-same machine:
+Runs the whole decode of a prepared stream (``benchmarks/gpu/prepare.py``) in each of ``--modes``
+(default: interp, the default mode, and diffusion with one step) on the same machine:
 
 * the CPU reference: ONNX Runtime on the CPU, the host loop (what ``tgvc-rt decode`` does by default);
-* the device loop (``decoder/device_loop.py`` on ``backends/cuda_device.CudaDevice``: our frame kernels via
-  NVRTC, one CUDA stream), its model calls served by the TEST-ONLY torch stand-in
-  (``benchmarks/gpu/torch_standin.py``: the exported ONNX graphs through onnx2torch on the GPU's torch),
-  once with the FP32 graph and once with the set's FP16 variant.
+* the device loop (``decoder/device_loop.py`` and ``decoder/device_diffusion.py`` on
+  ``backends/cuda_device.CudaDevice``: our frame, diffusion and guidance kernels via NVRTC, one CUDA
+  stream), its model calls served by the TEST-ONLY torch stand-in (``benchmarks/gpu/torch_standin.py``:
+  the exported FP32 ONNX graphs through onnx2torch on the GPU's torch), in FP32 and in FP16 (the same
+  graphs cast to half precision by the stand-in: the set's FP16 ONNX variants stay behind when the tree
+  is trimmed for the transfer, ``trim.sh``).
 
 For each: frames/s of the whole decode after a warm-up (``--repeat`` timed runs), a profiled run with the
 stream synchronised around every stage (host track inputs, uploads, each kernel, the model, the download),
@@ -110,6 +112,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--precisions", default="fp32,fp16")
+    ap.add_argument("--modes", default="interp,diffusion")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -121,6 +124,16 @@ def main() -> None:
     from tgvc_rt.models import load_model_set
     from torch_standin import TorchStandinModel
 
+    import tgvc_rt.models as model_sets
+
+    def verify_present(folder, manifest):  # the trimmed tree lacks the FP16 variants: verify what is there
+        present = {k: m for k, m in manifest["models"].items() if (folder / m["file"]).is_file()}
+        plain_verify(folder, {"models": {k: {**m, "variants": {v: e for v, e in m.get("variants", {}).items()
+                                                               if (folder / e["file"]).is_file()}}
+                                         for k, m in present.items()}})
+
+    plain_verify = model_sets.verify_model_set
+    model_sets.verify_model_set = verify_present
     carried = np.load(args.data / "keyframes.npz")
     CarriedKeyframes.images = list(carried["images"])
     pipeline.KeyframeReader = CarriedKeyframes
@@ -138,36 +151,47 @@ def main() -> None:
     def emit():
         benchrecord.write_result(args.out / "gpu_decode_loop.json", result)
 
+    for mode in [m for m in args.modes.split(",") if m]:
+        check_mode(mode, data, models, args, result, emit, pipeline, device_loop, TorchStandinModel, CudaDevice, torch)
+
+
+def check_mode(mode, data, models, args, result, emit, pipeline, device_loop, TorchStandinModel, CudaDevice, torch):
+    from tgvc_rt import benchrecord
+    from tgvc_rt.decoder.diffusion import DiffusionOptions
+
+    def options(**kw):
+        opts = pipeline.DecodeOptions(mode=mode, threads=args.threads, **kw)
+        if mode == "diffusion":
+            opts.diffusion = DiffusionOptions(steps=1, threads=args.threads)
+        return opts
+
     # --- CPU reference (ONNX Runtime CPU, host loop)
-    ref_opts = pipeline.DecodeOptions(device_loop="off", threads=args.threads)
+    ref_opts = options(device_loop="off")
     run_decode(data, ref_opts, pipeline)  # warm-up
     ref, cpu_s, cpu_stats = run_decode(data, ref_opts, pipeline)
     n = len(ref)
-    result["records"].append({"settings": {"loop": "host", "runtime": "onnxruntime-cpu", "precision": "fp32"},
+    result["records"].append({"settings": {"mode": mode, "loop": "host", "runtime": "onnxruntime-cpu",
+                                           "precision": "fp32"},
                               "frames": n, "fps": n / cpu_s,
                               "stages": {"decode": benchrecord.stage_stats([cpu_s]),
                                          **{f"decode.{k}": benchrecord.stage_stats([v])
                                             for k, v in cpu_stats.seconds.items()}}})
-    print(f"CPU reference: {n} frames in {cpu_s:.2f} s = {n / cpu_s:.1f} frames/s", flush=True)
+    print(f"{mode} CPU reference: {n} frames in {cpu_s:.2f} s = {n / cpu_s:.1f} frames/s", flush=True)
     emit()
 
     for precision in [p for p in args.precisions.split(",") if p]:
-        path = models.model_path("interpolator", precision)
-        made = {}
+        half = precision == "fp16"
 
-        def factory(session, device, path=path, made=made):
-            model = TorchStandinModel(path, device, session.inputs, session.outputs)
-            made["model"], made["device"] = model, device
-            return model
+        def factory(session, device, half=half):
+            return TorchStandinModel(session.path, device, session.inputs, session.outputs, half=half)
 
-        opts = pipeline.DecodeOptions(device_loop="cuda", device_models=factory, threads=args.threads)
+        opts = options(device_loop="cuda", device_models=factory)
         run_decode(data, opts, pipeline)  # warm-up: NVRTC, graph conversion, allocations
         times, frames, stats = [], None, None
         for _ in range(args.repeat):
             frames, dt, stats = run_decode(data, opts, pipeline)
             times.append(dt)
-        record = {"settings": {"loop": stats.loop, "runtime": "torch-standin", "precision": precision,
-                               "model_file": path.name},
+        record = {"settings": {"mode": mode, "loop": stats.loop, "runtime": "torch-standin", "precision": precision},
                   "frames": n, "fps": n / float(np.median(times)),
                   "vs_cpu": compare(frames, ref),
                   "stages": {"decode": benchrecord.stage_stats(times),
@@ -178,12 +202,19 @@ def main() -> None:
         # profiled run: synchronise around every stage of the loop
         prof = Profiler(torch.cuda.synchronize)
         plain_device, plain_inputs = CudaDevice, device_loop.iter_batch_inputs
+        ops = ("upload", "write", "zero", "image_input", "flow_upsample", "frame_output", "download", "copy_into",
+               "fill", "vae_input", "normalise", "denormalise", "noise_mix", "ddim_step", "residual")
 
         class ProfiledDevice(CudaDevice):
             def __init__(self, *a, **k):
                 super().__init__(*a, **k)
-                for name in ("upload", "write", "zero", "image_input", "flow_upsample", "frame_output", "download"):
+                for name in ops:
                     prof.wrap(self, name, f"device.{name}")
+
+            def guided_stepper(self, *a, **k):
+                stepper = super().guided_stepper(*a, **k)
+                prof.wrap(stepper, "step", "device.guided_step")
+                return stepper
 
         def timed_inputs(*a, **k):
             it = plain_inputs(*a, **k)
@@ -198,26 +229,24 @@ def main() -> None:
         cuda_device.CudaDevice = ProfiledDevice
         device_loop.iter_batch_inputs = timed_inputs
 
-        def profiled_factory(session, device, path=path):
-            model = TorchStandinModel(path, device, session.inputs, session.outputs)
-            prof.wrap(model, "run", "model.interpolator")
+        def profiled_factory(session, device, half=half):
+            model = TorchStandinModel(session.path, device, session.inputs, session.outputs, half=half)
+            prof.wrap(model, "run", f"model.{session.path.stem}")
             return model
 
         try:
-            popts = pipeline.DecodeOptions(device_loop="cuda", device_models=profiled_factory, threads=args.threads)
-            _, prof_s, _ = run_decode(data, popts, pipeline)
+            _, prof_s, _ = run_decode(data, options(device_loop="cuda", device_models=profiled_factory), pipeline)
         finally:
             cuda_device.CudaDevice = plain_device
             device_loop.iter_batch_inputs = plain_inputs
         record["profile"] = {"decode_s": prof_s, "seconds": prof.seconds, "calls": prof.calls,
                              "note": "stream synchronised around every stage: the sum exceeds the unprofiled time"}
         result["records"].append(record)
-        print(f"device loop {precision}: {record['fps']:.1f} frames/s, vs CPU {json.dumps(record['vs_cpu'])}, "
+        print(f"{mode} device loop {precision}: {record['fps']:.1f} frames/s, vs CPU {json.dumps(record['vs_cpu'])}, "
               f"within tolerance: {record['within_tolerance']}", flush=True)
         print("  profile (s): " + ", ".join(f"{k} {v:.3f}/{prof.calls[k]}" for k, v in sorted(prof.seconds.items())),
               flush=True)
         emit()
-
 
 if __name__ == "__main__":
     main()

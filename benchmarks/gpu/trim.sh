@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The GPU check machine takes a working tree of at most 64 MiB; the tracked tree is larger (the model set's
-# FP32 and FP16 ONNX files). `trim.sh out` moves the files the decode-loop check does not read (the diffusion
-# models and the UNet checkpoint) to ../tgvc-trimmed beside the checkout; `trim.sh back` restores them.
+# FP32 and FP16 ONNX files). `trim.sh out` moves the files the decode-loop check does not read (the FP16
+# variants: it runs the FP32 graphs in half precision instead; the UNet checkpoint) to ../tgvc-trimmed beside
+# the checkout; `trim.sh back` restores them.
 # Run `trim.sh back` right after the device call: until then `git status` shows them deleted.
 set -eu
 cd "$(dirname "$0")/../.."
 AWAY=../tgvc-trimmed
-FILES="runtime/tgvc_rt/models/default/unet.onnx runtime/tgvc_rt/models/default/unet_fp16.onnx
-runtime/tgvc_rt/models/default/vae_encoder.onnx runtime/tgvc_rt/models/default/vae_encoder_fp16.onnx
-runtime/tgvc_rt/models/default/vae_decoder.onnx runtime/tgvc_rt/models/default/vae_decoder_fp16.onnx
+FILES="runtime/tgvc_rt/models/default/interpolator_fp16.onnx runtime/tgvc_rt/models/default/unet_fp16.onnx
+runtime/tgvc_rt/models/default/vae_encoder_fp16.onnx
+runtime/tgvc_rt/models/default/vae_decoder_fp16.onnx
 export/checkpoints/unet_default.pt"
 case "${1:-}" in
   out)  for f in $FILES; do mkdir -p "$AWAY/$(dirname "$f")"; mv "$f" "$AWAY/$f"; done ;;

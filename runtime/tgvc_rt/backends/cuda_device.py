@@ -8,6 +8,8 @@ before it has run. Constructing it needs cuda-python, a GPU and NVRTC; importing
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from tgvc_rt.backends.cuda import DeviceBuffer
@@ -74,6 +76,34 @@ class CudaDevice:
         b, _, hp, wp = frames.shape
         self.kernels.frame_output(frames.ptr, b, hp, wp, out.shape[1], out.shape[2], out.ptr, reduce=reduce,
                                   dtype=_FLOAT[frames.dtype], stream=self.stream)
+
+    # -- the diffusion loop's ops ------------------------------------------------------------------------
+    def copy_into(self, dst: DeviceBuffer, src: DeviceBuffer) -> None:
+        if dst.nbytes != src.nbytes:
+            raise ValueError(f"copy of {src.shape} into {dst.shape}")
+        self.api.d2d(dst.ptr, src.ptr, dst.nbytes, self.stream)
+
+    def fill(self, buf: DeviceBuffer, value: float) -> None:
+        if buf.dtype != np.float32:
+            raise ValueError("fill() takes float32 buffers")
+        bits = int(np.array([value], np.float32).view(np.uint32)[0])
+        self.api.fill32(buf.ptr, bits, buf.size, self.stream)
+
+    def vae_input(self, frames: DeviceBuffer, out: DeviceBuffer) -> None:
+        height, width = frames.shape[1:3]
+        for i in range(frames.shape[0]):
+            self.kernels.image_input(frames.at(i).ptr, height, width, out.shape[2], out.shape[3], out.at(i).ptr,
+                                     copies=1, dtype=_FLOAT[out.dtype], stream=self.stream)
+
+    def noise_mix(self, clean: DeviceBuffer, noise: DeviceBuffer, out: DeviceBuffer, abar: float) -> None:
+        self.guidance.axpby(clean.ptr, noise.ptr, out.ptr, clean.size, math.sqrt(abar), math.sqrt(1.0 - abar),
+                            dtype=_FLOAT[clean.dtype], stream=self.stream)
+
+    def ddim_step(self, x: DeviceBuffer, eps: DeviceBuffer, abar: float, abar_prev: float) -> None:
+        from tgvc_rt.kernels.launcher import ddim_coefficients
+
+        a, b = ddim_coefficients(abar, abar_prev)
+        self.guidance.axpby(x.ptr, eps.ptr, x.ptr, x.size, a, b, dtype=_FLOAT[x.dtype], stream=self.stream)
 
     @property
     def guidance(self):

@@ -114,6 +114,11 @@ class CudaPythonApi:
         self._ok(self.drv.cuMemcpyDtoDAsync(self.drv.CUdeviceptr(int(dst)), self.drv.CUdeviceptr(int(src)),
                                             int(nbytes), self.drv.CUstream(int(stream))), "cuMemcpyDtoDAsync")
 
+    def fill32(self, ptr: int, bits: int, count: int, stream: int = 0) -> None:
+        """Set ``count`` 32-bit words at ``ptr`` to ``bits`` (e.g. a float32's bit pattern), on the stream."""
+        self._ok(self.drv.cuMemsetD32Async(self.drv.CUdeviceptr(int(ptr)), int(bits), int(count),
+                                           self.drv.CUstream(int(stream))), "cuMemsetD32Async")
+
     def memset32(self, ptr: int, count: int, stream: int = 0) -> None:
         self._ok(self.drv.cuMemsetD32Async(self.drv.CUdeviceptr(int(ptr)), 0, int(count),
                                            self.drv.CUstream(int(stream))), "cuMemsetD32Async")
@@ -191,6 +196,9 @@ class PycudaApi:
 
     def d2d(self, dst: int, src: int, nbytes: int, stream: int = 0) -> None:
         self.cuda.memcpy_dtod(int(dst), int(src), int(nbytes))
+
+    def fill32(self, ptr: int, bits: int, count: int, stream: int = 0) -> None:
+        self.cuda.memset_d32(int(ptr), int(bits), int(count))
 
     def memset32(self, ptr: int, count: int, stream: int = 0) -> None:
         self.cuda.memset_d32(int(ptr), 0, int(count))
