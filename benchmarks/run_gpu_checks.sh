@@ -7,22 +7,7 @@ set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/tgvc-gpu-out}
 mkdir -p "$OUT"
-export PYTHONPATH=$PWD/runtime:$PWD/export${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 TGVC_KERNEL_CACHE=/tmp/tgvc-kc
-PY=${PY:-python3}
-# NVRTC from the nvidia-cuda-nvrtc wheel, if cuda-pathfinder does not find it by itself
-NVRTC_DIRS=$($PY - <<'PYEOF' 2>/dev/null
-import glob, os, site
-dirs = {os.path.dirname(p) for sp in site.getsitepackages() for p in glob.glob(sp + "/nvidia/**/libnvrtc.so*", recursive=True)}
-print(":".join(sorted(dirs)))
-PYEOF
-)
-export LD_LIBRARY_PATH=${NVRTC_DIRS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-{
-  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv
-  nvcc --version | tail -1
-  $PY -c "import torch, numpy, scipy; print('torch', torch.__version__, 'numpy', numpy.__version__, 'scipy', scipy.__version__)"
-  $PY -c "import cuda.bindings as b; print('cuda-bindings', b.__version__)"
-} 2>&1 | tee "$OUT/env.log"
+source benchmarks/gpu/env.sh
 if [ -z "${TGVC_BENCH_ONLY:-}" ]; then
 echo "== pytest"
 timeout 120 $PY -m pytest -q -rs -p no:cacheprovider tests/test_guidance_kernel.py 2>&1 | tee "$OUT/pytest.log" | tail -25

@@ -10,25 +10,7 @@ set -u
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/tgvc-gpu-out}
 mkdir -p "$OUT"
-PY=${PY:-python3}
-if ls .whl/*.whl >/dev/null 2>&1; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-export PYTHONPATH=$PWD/runtime:$PYTHONPATH PYTHONUNBUFFERED=1 TGVC_KERNEL_CACHE=/tmp/tgvc-kc
-NVRTC_DIRS=$($PY - <<'PYEOF' 2>/dev/null
-import glob, os, site
-dirs = {os.path.dirname(p) for sp in site.getsitepackages() for p in glob.glob(sp + "/nvidia/**/libnvrtc.so*", recursive=True)}
-print(":".join(sorted(dirs)))
-PYEOF
-)
-export LD_LIBRARY_PATH=${NVRTC_DIRS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-{
-  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv
-  nvcc --version | tail -1
-  $PY -c "import torch, numpy, onnxruntime, cupy; print('torch', torch.__version__, 'numpy', numpy.__version__, 'onnxruntime', onnxruntime.__version__, 'cupy', cupy.__version__)"
-  $PY -c "import cuda.bindings as b; print('cuda-bindings', b.__version__)"
-} 2>&1 | tee "$OUT/env.log"
+source benchmarks/gpu/env.sh
 echo "== kernel tests"
 timeout 240 $PY -m pytest -q -rs -p no:cacheprovider tests/test_frame_kernels.py tests/test_guidance_kernel.py \
   tests/test_trt_runner.py 2>&1 | tee "$OUT/pytest.log" | tail -15
