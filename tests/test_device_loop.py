@@ -204,3 +204,36 @@ def test_diffusion_device_loop_equals_the_host_decoder(model_set, f, window, ste
                                              guidance_factory=select_guidance_factory("numpy"))))
     np.testing.assert_array_equal(dev, host)
     assert device.downloaded == (f - 2) * 60 * 84 * 3  # only the refined in-between frames come back
+
+
+def test_ort_device_model_binds_our_buffers(interpolator, tmp_path):
+    """backends/ort_device.py's binding logic with host memory standing for device memory (ONNX Runtime's
+    "cpu" device type): the first run at a shape learns the outputs and copies them into our buffers, later
+    runs write straight into those buffers; results equal the plain session's."""
+    import ctypes as _ctypes
+
+    from test_frame_kernels import _gxx_build
+
+    from tgvc_rt.backends.cuda_device import CudaDevice
+    from tgvc_rt.backends.ort_device import OrtDeviceModel
+    from tgvc_rt.kernels.frame_kernels import FrameKernels
+
+    lib = _gxx_build(tmp_path / "frame_emu.so", "-shared", "-fPIC")
+    api = _EmuDeviceApi(_ctypes.CDLL(str(lib)))
+    fk = FrameKernels.__new__(FrameKernels)
+    fk.block, fk.api, fk._fn = 64, api, {}
+    device = CudaDevice(api=api, kernels=fk)
+    model = OrtDeviceModel(interpolator, device, device_type="cpu")
+    ref = np.load(Path(__file__).parent / "data" / "interpolator_reference.npz")
+    feeds = {n: np.ascontiguousarray(ref[n], np.float32) for n in interpolator.inputs}
+    want = {k: v.copy() for k, v in interpolator.run(feeds).items()}
+    inputs = {n: device.upload(a) for n, a in feeds.items()}
+    first = model.run(inputs)
+    ptrs = {n: b.ptr for n, b in first.items()}
+    second = model.run(inputs)
+    assert {n: b.ptr for n, b in second.items()} == ptrs  # bound, reused
+    for out in (first, second):
+        for name, buf in out.items():
+            np.testing.assert_allclose(buf.to_host(), want[name], rtol=1e-5, atol=1e-5)
+    device.release(*inputs.values(), *second.values())
+    assert not api.buffers

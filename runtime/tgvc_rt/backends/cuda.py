@@ -92,17 +92,18 @@ class DeviceBuffer:
         self.ptr = 0
 
 
-def ort_value_ptr(value) -> int:
-    """Device address of an ``onnxruntime.OrtValue`` living on CUDA."""
-    if str(value.device_name()).lower() != "cuda":
-        raise OptionError(f"OrtValue is on {value.device_name()}, not cuda")
+def ort_value_ptr(value, device_type: str = "cuda") -> int:
+    """Device address of an ``onnxruntime.OrtValue`` living on CUDA (or ``device_type``)."""
+    if str(value.device_name()).lower() != device_type:
+        raise OptionError(f"OrtValue is on {value.device_name()}, not {device_type}")
     return int(value.data_ptr())
 
 
-def bind_ort_buffer(io_binding, name: str, buf: DeviceBuffer, output: bool = False, device_id: int = 0) -> None:
+def bind_ort_buffer(io_binding, name: str, buf: DeviceBuffer, output: bool = False, device_id: int = 0,
+                    device_type: str = "cuda") -> None:
     """Bind ``buf`` as input/output ``name`` of an ORT ``IOBinding`` (CUDA provider), zero copy."""
     bind = io_binding.bind_output if output else io_binding.bind_input
-    bind(name, "cuda", device_id, buf.dtype, list(buf.shape), buf.ptr)
+    bind(name, device_type, device_id, buf.dtype, list(buf.shape), buf.ptr)
 
 
 class GuidedStepper:

@@ -20,10 +20,11 @@ from tgvc_rt.errors import ModelSetError
 class OrtDeviceModel:
     """An ``OrtSession`` (backend "ort-cuda" or "ort-tensorrt") reading and writing device buffers."""
 
-    def __init__(self, session, device, device_id: int = 0):
+    def __init__(self, session, device, device_id: int = 0, device_type: str = "cuda"):
         import onnxruntime
 
         self.session, self.device, self.device_id = session, device, int(device_id)
+        self.device_type = device_type  # "cpu" binds host memory (tests of the binding logic)
         self.backend = session.backend
         self._sess = session._sess
         self._binding = self._sess.io_binding()
@@ -39,22 +40,22 @@ class OrtDeviceModel:
         for name in self.session.inputs:
             if name not in inputs:
                 raise ModelSetError(f"{self.session.path.name}: missing input {name!r}")
-            bind_ort_buffer(b, name, inputs[name], device_id=self.device_id)
+            bind_ort_buffer(b, name, inputs[name], device_id=self.device_id, device_type=self.device_type)
         key = tuple((n, tuple(inputs[n].shape)) for n in self.session.inputs)
         if key == self._key:
             for name, buf in self._outputs.items():
-                bind_ort_buffer(b, name, buf, output=True, device_id=self.device_id)
+                bind_ort_buffer(b, name, buf, output=True, device_id=self.device_id, device_type=self.device_type)
             self._sess.run_with_iobinding(b, self._run_options)
             return self._outputs
         for name in self.session.outputs:  # learn the shapes: onnxruntime allocates on the device
-            b.bind_output(name, "cuda", self.device_id)
+            b.bind_output(name, self.device_type, self.device_id)
         self._sess.run_with_iobinding(b, self._run_options)
         values = b.get_outputs()
         self.device.release(*self._outputs.values())
         self._outputs = {}
         for name, value in zip(self.session.outputs, values):
             buf = self.device.empty(tuple(value.shape()), _NP_TYPES.get(value.data_type(), np.float32))
-            self.device.copy(buf, ort_value_ptr(value))
+            self.device.copy(buf, ort_value_ptr(value, self.device_type))
             self._outputs[name] = buf
         self._key = key
         return self._outputs
