@@ -108,13 +108,14 @@ CAP_CASES = {
     "pixels_per_frame": dict(width=16384, height=8192),
     "pixels_per_group": dict(width=1920, height=1080, groups=((0, 200),)),
     "tracks_per_group": dict(tracks=pack_uleb(70000) + b"rest"),
+    "track_points_per_group": dict(groups=((0, 1000),), tracks=pack_uleb(5000) + b"rest"),  # 5 M points
 }
 
 
 def uncapped(data: bytes) -> Bitstream:
     """A crafted stream read back without caps (what an encoder would hand the writer)."""
     big = 1 << 40
-    return read_bitstream(data, StreamCaps(big, big, big, big, big))
+    return read_bitstream(data, StreamCaps(big, big, big, big, big, big))
 
 
 def parse_peak(parse) -> tuple[Exception, int]:

@@ -349,7 +349,7 @@ def test_no_output_is_committed_after_a_stop_signal(monkeypatch, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("cap", ["frames_per_group", "pixels_per_group", "tracks_per_group"])
+@pytest.mark.parametrize("cap", ["frames_per_group", "pixels_per_group", "tracks_per_group", "track_points_per_group"])
 def test_stream_over_a_cap_is_one_line(cap, tmp_path):
     """A crafted stream over a cap (valid CRCs): `decode` and `info` give one line naming the cap, exit 2."""
     from test_bitstream import CAP_CASES, crafted

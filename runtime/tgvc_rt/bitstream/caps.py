@@ -30,6 +30,10 @@ class StreamCaps:
     a 16-frame group (the default --max-gap 15) of 4096 x 4096 frames fits exactly."""
     tracks_per_group: int = 65535
     """Tracks a group's trajectory payload declares (the trajectory coder's own limit)."""
+    track_points_per_group: int = 1 << 22
+    """Tracks x frames of one group: the decoded positions take 8 bytes a point (32 MiB at the cap) and the
+    dense motion built from them a few times that; an encoder's few hundred tracks over a 1000-frame group
+    stay far below it."""
     sections: int = 1 << 21
     """Sections in the stream, header and end included (a stream has one per keyframe and group)."""
 
@@ -49,7 +53,8 @@ class StreamCaps:
             _exceeds(f"the stream has more than {self.sections} sections", "sections", self.sections)
 
     def check_group(self, header: StreamHeader, start: int, end: int, tracks: bytes) -> None:
-        """A group's frame count, its frames x pixels, and the track count its payload starts with."""
+        """A group's frame count, its frames x pixels, and the track count its payload starts with (alone and
+        times the frames)."""
         frames = end - start + 1
         if frames > self.frames_per_group:
             _exceeds(f"group {start}..{end} has {frames} frames", "frames_per_group", self.frames_per_group)
@@ -62,6 +67,9 @@ class StreamCaps:
             if count > self.tracks_per_group:
                 _exceeds(f"group {start}..{end} declares {count} tracks", "tracks_per_group",
                          self.tracks_per_group)
+            if count * frames > self.track_points_per_group:
+                _exceeds(f"group {start}..{end} declares {count} tracks over {frames} frames = {count * frames} "
+                         f"points", "track_points_per_group", self.track_points_per_group)
 
 
 def _exceeds(what: str, cap: str, limit: int) -> None:
