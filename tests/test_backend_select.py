@@ -87,3 +87,29 @@ def choose_backend_or_none(device: str):
         return choose_backend(device)
     except OptionError:
         return None
+
+
+def test_auto_goes_down_the_chain_when_a_backend_cannot_start_a_model(monkeypatch):
+    """A backend that probes well but fails to load the first model is passed over, with why."""
+    import tgvc_rt.backends as backends
+    from tgvc_rt.errors import ModelSetError
+    from tgvc_rt.models import load_model_set
+
+    _fake(monkeypatch, {"tensorrt": "no TensorRT"})  # ort-tensorrt and ort-cuda "probe well"
+    plain = backends.open_model_session
+    tried = []
+
+    def flaky(models, key):
+        tried.append(models.backend.backend)
+        if models.backend.backend != "cpu":
+            raise ModelSetError(f"{key}: onnxruntime could not start the provider")
+        return plain(models, key)
+
+    monkeypatch.setattr(backends, "open_model_session", flaky)
+    models = load_model_set("default", device="auto", verify=False)
+    session = models.session("interpolator")
+    assert tried == ["ort-tensorrt", "ort-cuda", "cpu"] and session.backend == "cpu"
+    assert models.backend.backend == "cpu" and "could not start interpolator" in models.backend.describe()
+    forced = load_model_set("default", device="cuda", verify=False)
+    with pytest.raises(ModelSetError, match="could not start"):
+        forced.session("interpolator")  # a forced device does not fall back

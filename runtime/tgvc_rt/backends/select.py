@@ -131,13 +131,14 @@ def probe_backends() -> list[BackendProbe]:
     return [probe(name) for name in BACKENDS]
 
 
-def choose_backend(device: str) -> BackendChoice:
-    """The first backend of ``device``'s chain that can run here (probed afresh at every call: cheap)."""
+def choose_backend(device: str, failed: dict[str, str] | None = None) -> BackendChoice:
+    """The first backend of ``device``'s chain that can run here (probed afresh at every call: cheap).
+    ``failed``: backends that probed well but failed to start a model, and why (passed over too)."""
     if device not in DEVICES:
         raise OptionError(f"--device {device!r}: choose one of {', '.join(DEVICES)}")
     passed = []
     for name in CHAINS[device]:
-        p = probe(name)
+        p = BackendProbe(name, False, failed[name]) if failed and name in failed else probe(name)
         if p.available:
             return BackendChoice(device, name, tuple(passed))
         passed.append(p)

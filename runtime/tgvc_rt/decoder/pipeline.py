@@ -208,6 +208,14 @@ def iter_decoded_frames(stream: bytes | Bitstream, options: DecodeOptions = Deco
     if models is not None:
         stats.backend = models.backend.describe()
     device = _open_device(models, options, stats) if models is not None else None
+    if device is not None and options.device_loop == "auto":
+        for key in ("interpolator", *(("vae_encoder", "vae_decoder", "unet") if options.mode == "diffusion" else ())):
+            if models.has(key):
+                models.session(key)  # open them now, on the device's stream
+        if not models.backend.on_gpu:  # the GPU backend could not start a model: the chain went on to the CPU
+            device.close()
+            device, stats.loop = None, "host"
+        stats.backend = models.backend.describe()
     interpolate = _open_interpolator(models, options, device)
     diffuse = _open_diffusion(bs, models, options, device) if options.mode == "diffusion" else None
     stats.add("models", time.perf_counter() - t0)  # verify the set's files, open the sessions

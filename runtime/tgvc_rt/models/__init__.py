@@ -90,6 +90,7 @@ class ModelSet:
     engine_cache: Path | None = None        # TensorRT engine cache (None: backends.trt.DEFAULT_CACHE)
     stream: int = 0                         # CUstream the GPU sessions enqueue on (0: their own)
     _sessions: dict = field(default_factory=dict, repr=False)
+    _failed: dict = field(default_factory=dict, repr=False)  # backend -> why it failed to start a model
 
     @property
     def name(self) -> str:
@@ -119,7 +120,7 @@ class ModelSet:
         """The ``BackendChoice`` of ``device`` (backends/select.py): which runtime runs the models here."""
         from tgvc_rt.backends.select import choose_backend
 
-        return choose_backend(self.device)
+        return choose_backend(self.device, self._failed)
 
     @property
     def runs_on_cpu(self) -> bool:
@@ -143,8 +144,19 @@ class ModelSet:
         TensorRT engine runner, or ONNX Runtime on its TensorRT/CUDA provider or the CPU."""
         if key not in self._sessions:
             from tgvc_rt.backends import open_model_session
+            from tgvc_rt.errors import TgvcError
 
-            self._sessions[key] = open_model_session(self, key)
+            while True:
+                backend = self.backend.backend
+                try:
+                    self._sessions[key] = open_model_session(self, key)
+                    break
+                except TgvcError as err:
+                    # "auto" (or "tensorrt", with two TensorRT backends) goes on down its chain while no
+                    # model is open yet (all of a set's models run on one backend)
+                    if self.device in ("cpu", "cuda") or backend == "cpu" or self._sessions:
+                        raise
+                    self._failed[backend] = f"could not start {key}: {err}"
         return self._sessions[key]
 
     def alphas_cumprod(self) -> np.ndarray:
