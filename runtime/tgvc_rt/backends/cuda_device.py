@@ -26,16 +26,24 @@ class CudaDevice:
         self.kernels = kernels or FrameKernels(self.api)
         self.stream = self.api.stream_create()
         self._guidance = None
+        self._diffusion = None
+        self._pool: dict[int, list[int]] = {}  # bytes -> free device pointers
 
     def upload(self, array: np.ndarray) -> DeviceBuffer:
         a = np.ascontiguousarray(array)
-        buf = DeviceBuffer.empty(self.api, a.shape, a.dtype)
+        buf = self.empty(a.shape, a.dtype)
         if a.size:
             self.api.h2d(buf.ptr, a, self.stream)
         return buf
 
     def empty(self, shape, dtype=np.float32) -> DeviceBuffer:
-        return DeviceBuffer.empty(self.api, shape, dtype)
+        """A buffer from the pool (released buffers of the same size are reused: every use is ordered on the
+        one stream, so reuse needs no synchronisation), else a new allocation."""
+        shape = tuple(int(d) for d in shape)
+        nbytes = max(int(np.prod(shape)) * np.dtype(dtype).itemsize, 1)
+        free = self._pool.get(nbytes)
+        ptr = free.pop() if free else self.api.alloc(nbytes)
+        return DeviceBuffer(ptr, shape, np.dtype(dtype), self.api, owned=False)
 
     def write(self, buf: DeviceBuffer, array: np.ndarray) -> None:
         a = np.ascontiguousarray(array, dtype=buf.dtype)
@@ -49,8 +57,11 @@ class CudaDevice:
         self.api.d2d(dst.ptr, src_ptr, dst.nbytes, self.stream)
 
     def release(self, *bufs: DeviceBuffer) -> None:
+        """Return buffers made by ``empty``/``upload`` to the pool (freed on ``close``)."""
         for buf in bufs:
-            buf.free()
+            if buf is not None and buf.ptr:
+                self._pool.setdefault(max(buf.nbytes, 1), []).append(buf.ptr)
+                buf.ptr = 0
 
     def zero(self, buf: DeviceBuffer) -> None:
         if buf.nbytes % 4:
@@ -95,6 +106,39 @@ class CudaDevice:
             self.kernels.image_input(frames.at(i).ptr, height, width, out.shape[2], out.shape[3], out.at(i).ptr,
                                      copies=1, dtype=_FLOAT[out.dtype], stream=self.stream)
 
+    @property
+    def diffusion(self):
+        """The diffusion kernels (``kernels/diffusion_kernels.DiffusionKernels``), compiled on first use."""
+        if self._diffusion is None:
+            from tgvc_rt.kernels.diffusion_kernels import DiffusionKernels
+
+            self._diffusion = DiffusionKernels(self.api)
+        return self._diffusion
+
+    def normalise(self, latent: DeviceBuffer, out: DeviceBuffer, mean: DeviceBuffer, std: DeviceBuffer) -> None:
+        n, c, hw = _latent_dims(latent)
+        self.diffusion.normalise(latent.ptr, out.ptr, n, c, hw, mean.ptr, std.ptr, stream=self.stream)
+
+    def denormalise(self, zn: DeviceBuffer, out: DeviceBuffer, mean: DeviceBuffer, std: DeviceBuffer) -> None:
+        n, c, hw = _latent_dims(zn)
+        self.diffusion.denormalise(zn.ptr, out.ptr, n, c, hw, mean.ptr, std.ptr, stream=self.stream)
+
+    def residual(self, dz: DeviceBuffer, dw: DeviceBuffer, warp: DeviceBuffer, out: DeviceBuffer, blur: float) -> None:
+        b, _, hp, wp = dz.shape
+        height, width = warp.shape[1:3]
+        change = self.empty((b, 3, height, width))
+        try:
+            self.diffusion.residual_change(dz.ptr, dw.ptr, b, hp, wp, height, width, change.ptr,
+                                           dtype=_FLOAT[dz.dtype], stream=self.stream)
+            if blur > 0:
+                tmp = self.empty(change.shape)
+                self.diffusion.gaussian_blur(change.ptr, tmp.ptr, change.ptr, b * 3, height, width, blur,
+                                             stream=self.stream)
+                self.release(tmp)
+            self.diffusion.residual_compose(change.ptr, warp.ptr, b, height, width, out.ptr, stream=self.stream)
+        finally:
+            self.release(change)
+
     def noise_mix(self, clean: DeviceBuffer, noise: DeviceBuffer, out: DeviceBuffer, abar: float) -> None:
         self.guidance.axpby(clean.ptr, noise.ptr, out.ptr, clean.size, math.sqrt(abar), math.sqrt(1.0 - abar),
                             dtype=_FLOAT[clean.dtype], stream=self.stream)
@@ -119,8 +163,18 @@ class CudaDevice:
 
     def close(self) -> None:
         self.api.sync(self.stream)
+        for ptrs in self._pool.values():
+            for ptr in ptrs:
+                self.api.free(ptr)
+        self._pool = {}
         self.api.stream_destroy(self.stream)
         self.stream = 0
+
+
+def _latent_dims(buf: DeviceBuffer) -> tuple[int, int, int]:
+    """(n, c, h*w) of latents [n, c, h, w] or [c, h, w]."""
+    shape = buf.shape if len(buf.shape) == 4 else (1, *buf.shape)
+    return int(shape[0]), int(shape[1]), int(shape[2] * shape[3])
 
 
 class CudaStepper:
