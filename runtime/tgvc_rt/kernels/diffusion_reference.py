@@ -9,9 +9,10 @@ host code path the diffusion decoder runs today:
 * ``gaussian_blur``: ``cv2.GaussianBlur(img, (0, 0), sigma)`` of a float32 H x W x 3 image, on
   planes [P, H, W]: OpenCV's kernel size and float taps (``gaussian_taps``, equal to
   ``cv2.getGaussianKernel``), BORDER_REFLECT_101, a row pass then OpenCV's symmetric column pass,
-  accumulated with fused multiply-adds as OpenCV's AVX2 code does. Equal to cv2 (AVX2 build) bit for
-  bit except at the last < 8 floats of each interleaved row, which OpenCV's scalar tail rounds a
-  little differently (a few float32 ulps);
+  accumulated with fused multiply-adds as OpenCV's AVX2 code does. Within a few float32 ulps of cv2
+  everywhere; for kernels of more than 5 taps (sigma >= 0.5625, the decoder's 4 included) equal to
+  cv2 (AVX2 build) bit for bit except at the last < 8 floats of each interleaved row, which OpenCV's
+  scalar tail rounds a little differently (OpenCV filters 3- and 5-tap kernels by other code);
 * ``residual_change`` / ``residual_compose``: the ``output == "residual"`` branch of
   ``tgvc_rt.decoder.diffusion.iter_diffused`` (``change = both[:n] - both[n:]`` of the decoder's
   images times float32(255), then ``clip(rint(warp + change), 0, 255)``), bit for bit.
