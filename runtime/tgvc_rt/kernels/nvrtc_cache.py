@@ -1,7 +1,8 @@
 """Run-time compilation of the CUDA kernel sources with NVRTC, cached on disk.
 
 Any one-file kernel source of this directory (``guidance.cu`` by default, ``image_input.cu``,
-``flow_upsample.cu``, ``frame_output.cu``; ``source_path`` of ``cached_compile``) compiles here.
+``flow_upsample.cu``, ``frame_output.cu``, ``latent_affine.cu``, ``gaussian_blur.cu``,
+``residual_output.cu``; ``source_path`` of ``cached_compile``) compiles here.
 
 The cubin (or PTX, for a GPU newer than the installed NVRTC knows) is stored as
 ``<cache>/<sha256(source, arch, nvrtc version, options)>.<cubin|ptx>`` where ``<cache>`` is
