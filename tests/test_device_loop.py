@@ -117,6 +117,10 @@ class _EmuDeviceApi:
             def memset32(self, ptr, count, stream=0):
                 ctypes.memset(ptr, 0, 4 * count)
 
+            def fill32(self, ptr, bits, count, stream=0):
+                words = np.full(count, bits, np.uint32)
+                ctypes.memmove(ptr, words.ctypes.data, 4 * count)
+
             def d2d(self, dst, src, nbytes, stream=0):
                 ctypes.memmove(dst, src, nbytes)
 
@@ -238,3 +242,49 @@ def test_ort_device_model_binds_our_buffers(interpolator, tmp_path):
     device.release(*inputs.values(), *second.values())
     device.close()
     assert not api.buffers  # every buffer went back to the pool, and the pool was freed
+
+
+def test_cuda_device_diffusion_ops_with_the_emulated_kernels(tmp_path):
+    """CudaDevice's diffusion ops (argument packing, views, the pool) with the .cu diffusion kernels run by
+    the CPU emulation, against the emulated device's host arithmetic: normalise and denormalise bit for bit,
+    the residual output bit for bit without blur and within 1 (rarely) with it."""
+    import ctypes as _ctypes
+
+    from test_frame_kernels import _gxx_build
+
+    from tgvc_rt.backends.cuda_device import CudaDevice
+    from tgvc_rt.kernels.diffusion_kernels import DiffusionKernels
+    from tgvc_rt.kernels.frame_kernels import FrameKernels
+
+    frame_api = _EmuDeviceApi(_ctypes.CDLL(str(_gxx_build(tmp_path / "f.so", "-shared", "-fPIC"))))
+    diff_api = _EmuDeviceApi(_ctypes.CDLL(str(_gxx_build(tmp_path / "d.so", "-shared", "-fPIC",
+                                                          source="diffusion_emu_main.cpp"))))
+    fk = FrameKernels.__new__(FrameKernels)
+    fk.block, fk.api, fk._fn, fk.fn = 64, frame_api, {}, (lambda module, name: name)
+    dk = DiffusionKernels.__new__(DiffusionKernels)
+    dk.block, dk.api, dk._fn, dk._taps, dk.fn = 64, diff_api, {}, {}, (lambda module, name: name)
+    cuda = CudaDevice(api=frame_api, kernels=fk)
+    cuda._diffusion = dk
+    host = EmulatedDevice()
+    rng = np.random.default_rng(2)
+    latent = rng.standard_normal((3, 32, 5, 7)).astype(np.float32)
+    mean, std = rng.standard_normal(32).astype(np.float32), (rng.random(32) + 0.5).astype(np.float32)
+    for op in ("normalise", "denormalise"):
+        want = host.empty(latent.shape)
+        getattr(host, op)(host.upload(latent), want, host.upload(mean), host.upload(std))
+        got = cuda.empty(latent.shape)
+        getattr(cuda, op)(cuda.upload(latent), got, cuda.upload(mean), cuda.upload(std))
+        np.testing.assert_array_equal(cuda.download(got), want.array)
+    dz, dw = (rng.random((2, 3, 16, 24), dtype=np.float32) for _ in range(2))
+    warp = rng.integers(0, 255, (2, 13, 21, 3), dtype=np.uint8)
+    for blur in (0.0, 4.0):
+        want = host.empty(warp.shape, np.uint8)
+        host.residual(host.upload(dz), host.upload(dw), host.upload(warp), want, blur)
+        got = cuda.empty(warp.shape, np.uint8)
+        cuda.residual(cuda.upload(dz), cuda.upload(dw), cuda.upload(warp), got, blur)
+        diff = np.abs(cuda.download(got).astype(int) - want.array)
+        assert diff.max() <= (0 if blur == 0 else 1) and diff.mean() < 1e-2
+    buf = cuda.empty((4, 6))
+    cuda.fill(buf.at(1), 1.5)
+    cuda.copy_into(buf.at(2), buf.at(1))
+    assert (cuda.download(buf)[1:3] == 1.5).all()

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from test_frame_kernels import EmuApi, _nvcc
+from test_frame_kernels import EmuApi, _gxx_build, _nvcc
 from tgvc_rt.backends.base import Autoencoder
 from tgvc_rt.errors import OptionError
 from tgvc_rt.kernels import diffusion_kernels, diffusion_reference as ref, nvrtc_cache
@@ -158,16 +158,8 @@ def test_reference_compose_edges():
 # ---- (b) the kernels on the CPU (emulated CUDA) ------------------------------------------------
 @pytest.fixture(scope="module")
 def emu_lib(tmp_path_factory):
-    gxx = shutil.which("g++")
-    if not gxx:
-        pytest.skip("g++ not available")
-    out = tmp_path_factory.mktemp("diffusion_emu") / "diffusion_emu.so"
-    r = subprocess.run([gxx, "-std=c++20", "-O1", "-pthread", "-ffp-contract=off", "-DTGVC_EMU",
-                        "-DTGVC_FRAME_BLOCK=32", "-shared", "-fPIC", str(KDIR / "diffusion_emu_main.cpp"),
-                        "-o", str(out)], capture_output=True, text=True, timeout=180)
-    if r.returncode and "barrier" in r.stderr:
-        pytest.skip("this g++ has no C++20 <barrier>")
-    assert r.returncode == 0, r.stderr[-3000:]
+    out = _gxx_build(tmp_path_factory.mktemp("diffusion_emu") / "diffusion_emu.so", "-shared", "-fPIC",
+                     source="diffusion_emu_main.cpp")
     lib = ctypes.CDLL(str(out))
     P, I = ctypes.c_void_p, ctypes.c_int
     lib.tgvc_cuda_latent_affine.argtypes = [I, P, I, I, I, P, P, P, P]

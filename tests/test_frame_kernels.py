@@ -122,12 +122,12 @@ def test_reference_area_reduce_is_cv2_inter_area(height, width):
 
 
 # ---- (b) the kernels on the CPU (emulated CUDA) ------------------------------------------------
-def _gxx_build(out: Path, *extra: str) -> Path:
+def _gxx_build(out: Path, *extra: str, source: str = "frame_emu_main.cpp") -> Path:
     gxx = shutil.which("g++")
     if not gxx:
         pytest.skip("g++ not available")
     r = subprocess.run([gxx, "-std=c++20", "-O1", "-pthread", "-ffp-contract=off", "-DTGVC_EMU",
-                        "-DTGVC_FRAME_BLOCK=32", *extra, str(KDIR / "frame_emu_main.cpp"), "-o", str(out)],
+                        "-DTGVC_FRAME_BLOCK=32", *extra, str(KDIR / source), "-o", str(out)],
                        capture_output=True, text=True, timeout=180)
     if r.returncode and "barrier" in r.stderr:
         pytest.skip("this g++ has no C++20 <barrier>")
