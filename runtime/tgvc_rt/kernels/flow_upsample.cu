@@ -27,26 +27,11 @@
 //       everywhere (the `camera` case) and interpolated like a grid of ones.
 // The input grid is fp32; `_f16` writes IEEE binary16 (round to nearest even).
 
-#if defined(TGVC_EMU)
-#include "cuda_emu.h"
-#elif !defined(__CUDACC_RTC__)
-#include <cuda_runtime.h>
-#include <stddef.h>
-#endif
-
-#ifndef TGVC_FRAME_BLOCK
-#define TGVC_FRAME_BLOCK 128 /* threads per block of the C++ host launchers */
-#endif
-
-typedef unsigned short tgvc_half; /* IEEE binary16 bits (same layout as __half) */
+#include "tgvc_kernel.cuh"
 
 #ifdef TGVC_EMU /* g++ -ffp-contract=off: every operation rounds on its own */
-static inline float tgvc_fu_mul(float a, float b) { return a * b; }
-static inline float tgvc_fu_add(float a, float b) { return a + b; }
 static inline double tgvc_fu_coord(int d, double scale) { return ((double)d + 0.5) * scale - 0.5; }
 #else
-static __device__ __forceinline__ float tgvc_fu_mul(float a, float b) { return __fmul_rn(a, b); }
-static __device__ __forceinline__ float tgvc_fu_add(float a, float b) { return __fadd_rn(a, b); }
 static __device__ __forceinline__ double tgvc_fu_coord(int d, double scale) {
     return __dadd_rn(__dmul_rn((double)d + 0.5, scale), -0.5);
 }
@@ -100,9 +85,9 @@ static __device__ __forceinline__ void tgvc_flow_upsample(const float* grid, int
             p10 = __ldg(r1 + sx * C + c);
             p11 = __ldg(r1 + sx1 * C + c);
         }
-        const float t0 = tgvc_fu_add(tgvc_fu_mul(p00, a0), tgvc_fu_mul(p01, a1));
-        const float t1 = tgvc_fu_add(tgvc_fu_mul(p10, a0), tgvc_fu_mul(p11, a1));
-        const float v = tgvc_fu_add(tgvc_fu_mul(t0, b0), tgvc_fu_mul(t1, b1));
+        const float t0 = tgvc_add_rn(tgvc_mul_rn(p00, a0), tgvc_mul_rn(p01, a1));
+        const float t1 = tgvc_add_rn(tgvc_mul_rn(p10, a0), tgvc_mul_rn(p11, a1));
+        const float v = tgvc_add_rn(tgvc_mul_rn(t0, b0), tgvc_mul_rn(t1, b1));
         if (c < 4)
             tgvc_fu_st(flow, (long long)n * 4 * plane + c * plane + o, v);
         else

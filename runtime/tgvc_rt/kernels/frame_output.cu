@@ -13,18 +13,7 @@
 //       bits for `_f16`), out uint8 [B, H, W, 3]; reduce 1 or 2 (reduce * H <= Hp, reduce * W <= Wp).
 // NaN reads as 0.
 
-#if defined(TGVC_EMU)
-#include "cuda_emu.h"
-#elif !defined(__CUDACC_RTC__)
-#include <cuda_runtime.h>
-#include <stddef.h>
-#endif
-
-#ifndef TGVC_FRAME_BLOCK
-#define TGVC_FRAME_BLOCK 128 /* threads per block of the C++ host launchers */
-#endif
-
-typedef unsigned short tgvc_half; /* IEEE binary16 bits (same layout as __half) */
+#include "tgvc_kernel.cuh"
 
 static __device__ __forceinline__ float tgvc_fo_ld(const float* p, long long i) { return __ldg(p + i); }
 static __device__ __forceinline__ float tgvc_fo_ld(const tgvc_half* p, long long i) {

@@ -20,26 +20,7 @@
 // taps float32 [ksize] (odd) in device memory; src and dst [P, H, W] must not overlap. A blur is
 // rows(src -> tmp) then cols(tmp -> dst) on one stream (dst may be src).
 
-#if defined(TGVC_EMU)
-#include "cuda_emu.h"
-#elif !defined(__CUDACC_RTC__)
-#include <cuda_runtime.h>
-#include <stddef.h>
-#endif
-
-#ifndef TGVC_FRAME_BLOCK
-#define TGVC_FRAME_BLOCK 128 /* threads per block of the C++ host launchers */
-#endif
-
-#ifdef TGVC_EMU /* g++ -ffp-contract=off: every operation rounds on its own */
-static inline float tgvc_gb_fma(float a, float b, float c) { return std::fma(a, b, c); }
-static inline float tgvc_gb_mul(float a, float b) { return a * b; }
-static inline float tgvc_gb_add(float a, float b) { return a + b; }
-#else
-static __device__ __forceinline__ float tgvc_gb_fma(float a, float b, float c) { return __fmaf_rn(a, b, c); }
-static __device__ __forceinline__ float tgvc_gb_mul(float a, float b) { return __fmul_rn(a, b); }
-static __device__ __forceinline__ float tgvc_gb_add(float a, float b) { return __fadd_rn(a, b); }
-#endif
+#include "tgvc_kernel.cuh"
 
 // OpenCV's borderInterpolate for BORDER_REFLECT_101 (gfedcb|abcdefgh|gfedcba), repeated as needed.
 static __device__ __forceinline__ int tgvc_gb_reflect(int i, int n) {
@@ -58,12 +39,12 @@ extern "C" __global__ void tgvc_gaussian_rows_f32(const float* src, int H, int W
     float acc;
     if (x >= r && x + r < W) {  // no border
         const float* p = s + (x - r);
-        acc = tgvc_gb_mul(__ldg(p), __ldg(taps));
-        for (int j = 1; j < ksize; ++j) acc = tgvc_gb_fma(__ldg(p + j), __ldg(taps + j), acc);
+        acc = tgvc_mul_rn(__ldg(p), __ldg(taps));
+        for (int j = 1; j < ksize; ++j) acc = tgvc_fma_rn(__ldg(p + j), __ldg(taps + j), acc);
     } else {
-        acc = tgvc_gb_mul(__ldg(s + tgvc_gb_reflect(x - r, W)), __ldg(taps));
+        acc = tgvc_mul_rn(__ldg(s + tgvc_gb_reflect(x - r, W)), __ldg(taps));
         for (int j = 1; j < ksize; ++j)
-            acc = tgvc_gb_fma(__ldg(s + tgvc_gb_reflect(x - r + j, W)), __ldg(taps + j), acc);
+            acc = tgvc_fma_rn(__ldg(s + tgvc_gb_reflect(x - r + j, W)), __ldg(taps + j), acc);
     }
     dst[row + x] = acc;
 }
@@ -75,11 +56,11 @@ extern "C" __global__ void tgvc_gaussian_cols_f32(const float* src, int H, int W
     const float* s = src + (long long)blockIdx.z * H * W + x;
     const int r = ksize / 2;
     const float* k = taps + r;  // centre tap
-    float acc = tgvc_gb_mul(__ldg(s + (long long)y * W), __ldg(k));
+    float acc = tgvc_mul_rn(__ldg(s + (long long)y * W), __ldg(k));
     for (int i = 1; i <= r; ++i) {
         const float up = __ldg(s + (long long)tgvc_gb_reflect(y - i, H) * W);
         const float down = __ldg(s + (long long)tgvc_gb_reflect(y + i, H) * W);
-        acc = tgvc_gb_fma(tgvc_gb_add(down, up), __ldg(k + i), acc);
+        acc = tgvc_fma_rn(tgvc_add_rn(down, up), __ldg(k + i), acc);
     }
     dst[(long long)blockIdx.z * H * W + (long long)y * W + x] = acc;
 }

@@ -10,18 +10,7 @@
 //       image `copies` times (the model's img0/img1 inputs are one key frame per batch row).
 // `_f16` writes IEEE binary16 (round to nearest even) as unsigned short bits.
 
-#if defined(TGVC_EMU)
-#include "cuda_emu.h"
-#elif !defined(__CUDACC_RTC__)
-#include <cuda_runtime.h>
-#include <stddef.h>
-#endif
-
-#ifndef TGVC_FRAME_BLOCK
-#define TGVC_FRAME_BLOCK 128 /* threads per block of the C++ host launchers */
-#endif
-
-typedef unsigned short tgvc_half; /* IEEE binary16 bits (same layout as __half) */
+#include "tgvc_kernel.cuh"
 
 static __device__ __forceinline__ void tgvc_ii_st(float* p, long long i, float v) { p[i] = v; }
 static __device__ __forceinline__ void tgvc_ii_st(tgvc_half* p, long long i, float v) {

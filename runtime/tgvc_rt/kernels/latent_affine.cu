@@ -13,28 +13,7 @@
 //       grid (ceil(hw / block), C, N), any 1-D block; x and out [N, C, hw] (out may be x), mean and
 //       std float32 [C] in device memory.
 
-#if defined(TGVC_EMU)
-#include "cuda_emu.h"
-#elif !defined(__CUDACC_RTC__)
-#include <cuda_runtime.h>
-#include <stddef.h>
-#endif
-
-#ifndef TGVC_FRAME_BLOCK
-#define TGVC_FRAME_BLOCK 128 /* threads per block of the C++ host launchers */
-#endif
-
-#ifdef TGVC_EMU /* g++ -ffp-contract=off: every operation rounds on its own */
-static inline float tgvc_la_sub(float a, float b) { return a - b; }
-static inline float tgvc_la_div(float a, float b) { return a / b; }
-static inline float tgvc_la_mul(float a, float b) { return a * b; }
-static inline float tgvc_la_add(float a, float b) { return a + b; }
-#else
-static __device__ __forceinline__ float tgvc_la_sub(float a, float b) { return __fsub_rn(a, b); }
-static __device__ __forceinline__ float tgvc_la_div(float a, float b) { return __fdiv_rn(a, b); }
-static __device__ __forceinline__ float tgvc_la_mul(float a, float b) { return __fmul_rn(a, b); }
-static __device__ __forceinline__ float tgvc_la_add(float a, float b) { return __fadd_rn(a, b); }
-#endif
+#include "tgvc_kernel.cuh"
 
 extern "C" __global__ void tgvc_latent_normalise_f32(const float* x, int hw, const float* mean,
                                                      const float* std, float* out) {
@@ -42,7 +21,7 @@ extern "C" __global__ void tgvc_latent_normalise_f32(const float* x, int hw, con
     if (i >= hw) return;
     const int c = (int)blockIdx.y;
     const long long o = ((long long)blockIdx.z * gridDim.y + c) * hw + i;
-    out[o] = tgvc_la_div(tgvc_la_sub(x[o], __ldg(mean + c)), __ldg(std + c));
+    out[o] = tgvc_div_rn(tgvc_sub_rn(x[o], __ldg(mean + c)), __ldg(std + c));
 }
 
 extern "C" __global__ void tgvc_latent_denormalise_f32(const float* x, int hw, const float* mean,
@@ -51,7 +30,7 @@ extern "C" __global__ void tgvc_latent_denormalise_f32(const float* x, int hw, c
     if (i >= hw) return;
     const int c = (int)blockIdx.y;
     const long long o = ((long long)blockIdx.z * gridDim.y + c) * hw + i;
-    out[o] = tgvc_la_add(tgvc_la_mul(x[o], __ldg(std + c)), __ldg(mean + c));
+    out[o] = tgvc_add_rn(tgvc_mul_rn(x[o], __ldg(std + c)), __ldg(mean + c));
 }
 
 #ifndef __CUDACC_RTC__

@@ -21,6 +21,7 @@ from tgvc_rt.errors import TgvcError
 
 KERNEL_DIR = Path(__file__).resolve().parent
 GUIDANCE_SOURCE = KERNEL_DIR / "guidance.cu"
+HEADERS = (KERNEL_DIR / "tgvc_kernel.cuh",)  # what the sources may #include, handed to NVRTC by name
 
 
 class KernelBuildError(TgvcError):
@@ -109,7 +110,9 @@ def compile_source(source: str, arch: str, options: tuple[str, ...] = (), name: 
                    nvrtc=None) -> bytes:
     """NVRTC-compile ``source`` for ``arch`` ("sm_90" -> cubin, "compute_90" -> PTX)."""
     nvrtc = nvrtc or import_nvrtc()
-    prog = _check(nvrtc.nvrtcCreateProgram(source.encode(), name.encode(), 0, [], []), "nvrtcCreateProgram")
+    headers = {h.name: h.read_text().encode() for h in HEADERS}
+    prog = _check(nvrtc.nvrtcCreateProgram(source.encode(), name.encode(), len(headers), list(headers.values()),
+                                           [n.encode() for n in headers]), "nvrtcCreateProgram")
     try:
         opts = [f"--gpu-architecture={arch}".encode(), b"--std=c++17", b"-default-device"]
         opts += [o.encode() for o in options]
@@ -135,7 +138,8 @@ def cached_compile(arch: str, options: tuple[str, ...] = (), source_path: Path =
     nvrtc = import_nvrtc()
     source = kernel_source(source_path)
     ver = nvrtc_version(nvrtc)
-    key = hashlib.sha256("\0".join([source, arch, f"{ver[0]}.{ver[1]}", *options]).encode()).hexdigest()
+    headers = [h.read_text() for h in HEADERS]
+    key = hashlib.sha256("\0".join([source, *headers, arch, f"{ver[0]}.{ver[1]}", *options]).encode()).hexdigest()
     is_ptx = not arch.startswith("sm_")
     directory = directory or cache_dir()
     path = directory / f"{key}.{'ptx' if is_ptx else 'cubin'}"

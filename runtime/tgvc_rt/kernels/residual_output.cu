@@ -17,28 +17,7 @@
 //   tgvc_residual_compose_u8(change, warp, H, W, out)
 //       change float32 [B, 3, H, W], warp and out uint8 [B, H, W, 3] (RGB; out may be warp).
 
-#if defined(TGVC_EMU)
-#include "cuda_emu.h"
-#elif !defined(__CUDACC_RTC__)
-#include <cuda_runtime.h>
-#include <stddef.h>
-#endif
-
-#ifndef TGVC_FRAME_BLOCK
-#define TGVC_FRAME_BLOCK 128 /* threads per block of the C++ host launchers */
-#endif
-
-typedef unsigned short tgvc_half; /* IEEE binary16 bits (same layout as __half) */
-
-#ifdef TGVC_EMU /* g++ -ffp-contract=off: every operation rounds on its own */
-static inline float tgvc_ro_mul(float a, float b) { return a * b; }
-static inline float tgvc_ro_sub(float a, float b) { return a - b; }
-static inline float tgvc_ro_add(float a, float b) { return a + b; }
-#else
-static __device__ __forceinline__ float tgvc_ro_mul(float a, float b) { return __fmul_rn(a, b); }
-static __device__ __forceinline__ float tgvc_ro_sub(float a, float b) { return __fsub_rn(a, b); }
-static __device__ __forceinline__ float tgvc_ro_add(float a, float b) { return __fadd_rn(a, b); }
-#endif
+#include "tgvc_kernel.cuh"
 
 static __device__ __forceinline__ float tgvc_ro_ld(const float* p, long long i) { return __ldg(p + i); }
 static __device__ __forceinline__ float tgvc_ro_ld(const tgvc_half* p, long long i) {
@@ -60,8 +39,8 @@ static __device__ __forceinline__ void tgvc_residual_change(const T* dz, const T
     const long long i = b * 3 * plane + (long long)y * Wp + x;
     float* o = change + b * 3 * oplane + (long long)y * W + x;
     for (int c = 0; c < 3; ++c)
-        o[c * oplane] = tgvc_ro_sub(tgvc_ro_mul(tgvc_ro_ld(dz, i + c * plane), 255.f),
-                                    tgvc_ro_mul(tgvc_ro_ld(dw, i + c * plane), 255.f));
+        o[c * oplane] = tgvc_sub_rn(tgvc_mul_rn(tgvc_ro_ld(dz, i + c * plane), 255.f),
+                                    tgvc_mul_rn(tgvc_ro_ld(dw, i + c * plane), 255.f));
 }
 
 extern "C" __global__ void tgvc_residual_change_f32(const float* dz, const float* dw, int Hp, int Wp,
@@ -81,7 +60,7 @@ extern "C" __global__ void tgvc_residual_compose_u8(const float* change, const u
     const float* ch = change + b * 3 * oplane + (long long)y * W + x;
     const long long p = ((b * H + y) * W + x) * 3;
     for (int c = 0; c < 3; ++c) {
-        const float v = tgvc_ro_add((float)warp[p + c], __ldg(ch + c * oplane));
+        const float v = tgvc_add_rn((float)warp[p + c], __ldg(ch + c * oplane));
         out[p + c] = (unsigned char)(int)fminf(fmaxf(rintf(v), 0.f), 255.f);  // fmaxf: NaN -> 0
     }
 }
