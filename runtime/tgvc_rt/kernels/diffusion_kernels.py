@@ -24,7 +24,8 @@ import ctypes
 import numpy as np
 
 from tgvc_rt.errors import OptionError
-from tgvc_rt.kernels import cuda_api, nvrtc_cache
+from tgvc_rt.kernels import nvrtc_cache
+from tgvc_rt.kernels.kernel_set import KernelSet
 from tgvc_rt.kernels import diffusion_reference as ref
 
 SOURCES = {name: nvrtc_cache.KERNEL_DIR / f"{name}.cu"
@@ -51,30 +52,15 @@ def _check_grid(what: str, rows: int, frames: int) -> None:
                           f"got {rows} and {frames}")
 
 
-class DiffusionKernels:
+class DiffusionKernels(KernelSet):
     """The three diffusion kernels compiled for one device; cheap to call."""
+
+    SOURCES = SOURCES
 
     def __init__(self, api=None, *, device: int = 0, block: int = 128, prefer: str = "cuda-python",
                  defines: tuple[str, ...] = ()):
-        if block % 32 or not 32 <= block <= 1024:
-            raise OptionError(f"block must be a multiple of 32 in [32, 1024], got {block}")
-        self.block = block
-        self.api = api or cuda_api.open_api(device, prefer)
-        arch, _ = nvrtc_cache.pick_target(self.api.compute_capability())
-        self.kernels = {name: nvrtc_cache.cached_compile(arch, tuple(defines), source_path=path)
-                        for name, path in SOURCES.items()}
-        self.modules = {name: self.api.load(k.image if not k.is_ptx else k.image.rstrip(b"\0 ") + b"\0")
-                        for name, k in self.kernels.items()}
-        self._fn: dict[str, object] = {}
+        super().__init__(api, device=device, block=block, prefer=prefer, defines=defines)
         self._taps: dict[float, tuple[int, int]] = {}
-
-    def fn(self, module: str, name: str):
-        if name not in self._fn:
-            self._fn[name] = self.api.function(self.modules[module], name)
-        return self._fn[name]
-
-    def _grid(self, n: int, rows: int, frames: int) -> tuple[int, int, int]:
-        return -(-n // self.block), rows, frames
 
     def taps(self, sigma: float) -> tuple[int, int]:
         """(device address, ksize) of OpenCV's float32 Gaussian taps for ``sigma``, uploaded at first use."""
@@ -167,27 +153,6 @@ class DiffusionKernels:
                         (self.block, 1, 1), 0, stream, [_p(change), _p(warp), _I(height), _I(width), _p(out)])
 
     # -- host-array convenience path (tests) --------------------------------------------
-    def _to_device(self, array: np.ndarray) -> int:
-        a = np.ascontiguousarray(array)
-        ptr = self.api.alloc(a.nbytes)
-        self.api.h2d(ptr, a)
-        return ptr
-
-    def _run(self, inputs: list[np.ndarray], outputs: list[np.ndarray], launch) -> list[np.ndarray]:
-        ins = [self._to_device(a) for a in inputs]
-        outs = []
-        try:
-            for o in outputs:
-                outs.append(self._to_device(o))
-            launch(*ins, *outs)
-            self.api.sync()
-            for o, p in zip(outputs, outs):
-                self.api.d2h(o, p)
-        finally:
-            for p in ins + outs:
-                self.api.free(p)
-        return outputs
-
     def _run_affine(self, method, x: np.ndarray, mean, std) -> np.ndarray:
         x = np.ascontiguousarray(x, np.float32)
         n, c = x.shape[:2]

@@ -21,7 +21,8 @@ import ctypes
 import numpy as np
 
 from tgvc_rt.errors import OptionError
-from tgvc_rt.kernels import cuda_api, nvrtc_cache
+from tgvc_rt.kernels import nvrtc_cache
+from tgvc_rt.kernels.kernel_set import KernelSet
 
 SOURCES = {name: nvrtc_cache.KERNEL_DIR / f"{name}.cu" for name in ("image_input", "flow_upsample", "frame_output")}
 DTYPES = {"float32": (np.float32, 4, "f32"), "float16": (np.float16, 2, "f16")}
@@ -46,29 +47,10 @@ def _check_pad(height: int, width: int, hp: int, wp: int) -> None:
                           f"got H={height} W={width} Hp={hp} Wp={wp}")
 
 
-class FrameKernels:
+class FrameKernels(KernelSet):
     """The three frame kernels compiled for one device; cheap to call."""
 
-    def __init__(self, api=None, *, device: int = 0, block: int = 128, prefer: str = "cuda-python",
-                 defines: tuple[str, ...] = ()):
-        if block % 32 or not 32 <= block <= 1024:
-            raise OptionError(f"block must be a multiple of 32 in [32, 1024], got {block}")
-        self.block = block
-        self.api = api or cuda_api.open_api(device, prefer)
-        arch, _ = nvrtc_cache.pick_target(self.api.compute_capability())
-        self.kernels = {name: nvrtc_cache.cached_compile(arch, tuple(defines), source_path=path)
-                        for name, path in SOURCES.items()}
-        self.modules = {name: self.api.load(k.image if not k.is_ptx else k.image.rstrip(b"\0 ") + b"\0")
-                        for name, k in self.kernels.items()}
-        self._fn: dict[str, object] = {}
-
-    def fn(self, module: str, name: str):
-        if name not in self._fn:
-            self._fn[name] = self.api.function(self.modules[module], name)
-        return self._fn[name]
-
-    def _grid(self, n: int, rows: int, frames: int) -> tuple[int, int, int]:
-        return -(-n // self.block), rows, frames
+    SOURCES = SOURCES
 
     # -- device-pointer API -------------------------------------------------------------
     def image_input(self, frame: int, height: int, width: int, hp: int, wp: int, out: int, *, copies: int = 1,
@@ -127,27 +109,6 @@ class FrameKernels:
                         [_p(frames), _I(hp), _I(wp), _I(height), _I(width), _I(reduce), _p(out)])
 
     # -- host-array convenience path (tests) --------------------------------------------
-    def _to_device(self, array: np.ndarray) -> int:
-        a = np.ascontiguousarray(array)
-        ptr = self.api.alloc(a.nbytes)
-        self.api.h2d(ptr, a)
-        return ptr
-
-    def _run(self, inputs: list[np.ndarray], outputs: list[np.ndarray], launch) -> list[np.ndarray]:
-        ins = [self._to_device(a) for a in inputs]
-        outs = []
-        try:
-            for o in outputs:
-                outs.append(self._to_device(o))
-            launch(*ins, *outs)
-            self.api.sync()
-            for o, p in zip(outputs, outs):
-                self.api.d2h(o, p)
-        finally:
-            for p in ins + outs:
-                self.api.free(p)
-        return outputs
-
     def run_image_input(self, frame: np.ndarray, hp: int, wp: int, *, copies: int = 1,
                         dtype: str = "float32") -> np.ndarray:
         """uint8 [H, W, 3] -> [copies, 3, hp, wp] (NumPy in and out)."""
