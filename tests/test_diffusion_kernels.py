@@ -10,15 +10,14 @@ one, the GPU. The compile test builds every source with nvcc (or NVRTC).
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from test_frame_kernels import EmuApi, _gxx_build, _nvcc
+from kernel_compile import check_compiles
+from test_frame_kernels import EmuApi, _gxx_build
 from tgvc_rt.backends.base import Autoencoder
 from tgvc_rt.errors import OptionError
 from tgvc_rt.kernels import diffusion_kernels, diffusion_reference as ref, nvrtc_cache
@@ -315,19 +314,7 @@ def test_python_launcher_validates(emu_kernels):
 @pytest.mark.parametrize("name", sorted(diffusion_kernels.SOURCES))
 def test_kernel_source_compiles(tmp_path, name):
     """A syntax error in a diffusion kernel fails here, GPU or not (nvcc, else NVRTC)."""
-    src = diffusion_kernels.SOURCES[name]
-    nvcc = _nvcc()
-    if nvcc:
-        for flag, out in (("-cubin", "k.cubin"), ("-ptx", "k.ptx"), ("-c", "k.o")):  # -c: the host launcher too
-            r = subprocess.run([nvcc, "-arch=sm_75", flag, "-o", str(tmp_path / out), str(src)],
-                               capture_output=True, text=True, timeout=180)
-            assert r.returncode == 0, r.stderr[-3000:]
-        return
-    try:
-        nvrtc_cache.nvrtc_version()
-    except Exception as err:
-        pytest.skip(f"neither nvcc nor NVRTC available: {err}")
-    nvrtc_cache.cached_compile("sm_75", source_path=src, directory=tmp_path)
+    check_compiles(diffusion_kernels.SOURCES[name], tmp_path)
 
 
 def test_nvrtc_compile_when_available(tmp_path):

@@ -25,6 +25,8 @@ from tgvc_rt.errors import OptionError
 from tgvc_rt.kernels import frame_kernels, frame_reference as ref, nvrtc_cache
 from tgvc_rt.models.interpolator import frames_output, image_input, pad_edges, padded_size
 
+from kernel_compile import check_compiles
+
 KDIR = Path(frame_kernels.__file__).parent
 SIZES = [(1, 1), (2, 3), (17, 29), (64, 64), (64, 65), (72, 88), (144, 176), (135, 240)]  # (H, W)
 
@@ -313,27 +315,10 @@ def test_python_launcher_validates(emu_kernels):
 
 
 # ---- (c) compile checks ---------------------------------------------------------------------
-def _nvcc() -> str | None:
-    return shutil.which("nvcc") or next((p for p in ("/usr/local/cuda/bin/nvcc", "/usr/local/bin/nvcc")
-                                         if Path(p).is_file()), None)
-
-
 @pytest.mark.parametrize("name", sorted(frame_kernels.SOURCES))
 def test_kernel_source_compiles(tmp_path, name):
     """A syntax error in a frame kernel fails here, GPU or not (nvcc, else NVRTC)."""
-    src = frame_kernels.SOURCES[name]
-    nvcc = _nvcc()
-    if nvcc:
-        for flag, out in (("-cubin", "k.cubin"), ("-ptx", "k.ptx"), ("-c", "k.o")):  # -c: the host launcher too
-            r = subprocess.run([nvcc, "-arch=sm_75", flag, "-o", str(tmp_path / out), str(src)],
-                               capture_output=True, text=True, timeout=180)
-            assert r.returncode == 0, r.stderr[-3000:]
-        return
-    try:
-        nvrtc_cache.nvrtc_version()
-    except Exception as err:
-        pytest.skip(f"neither nvcc nor NVRTC available: {err}")
-    nvrtc_cache.cached_compile("sm_75", source_path=src, directory=tmp_path)
+    check_compiles(frame_kernels.SOURCES[name], tmp_path)
 
 
 def test_nvrtc_compile_when_available(tmp_path):

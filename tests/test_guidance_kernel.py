@@ -20,6 +20,8 @@ import pytest
 from tgvc_rt.errors import OptionError
 from tgvc_rt.kernels import launcher, nvrtc_cache
 
+from kernel_compile import check_compiles
+
 CU = Path(launcher.__file__).with_name("guidance.cu")
 
 try:  # the shared NumPy reference (docs/guidance.md); the local oracle stands in without it
@@ -150,25 +152,9 @@ def test_launcher_helpers_without_cuda():
         launcher.check_track_data(np.full((1, 4, 2), np.nan, np.float32), np.ones((1, 4), np.float32))
 
 
-def _nvcc() -> str | None:
-    return shutil.which("nvcc") or next((p for p in ("/usr/local/cuda/bin/nvcc", "/usr/local/bin/nvcc")
-                                         if Path(p).is_file()), None)
-
-
 def test_kernel_source_compiles(tmp_path):
     """A syntax error in guidance.cu fails here, GPU or not (nvcc, else NVRTC)."""
-    nvcc = _nvcc()
-    if nvcc:
-        for flag, out in (("-cubin", "g.cubin"), ("-ptx", "g.ptx")):
-            r = subprocess.run([nvcc, "-arch=sm_75", flag, "-o", str(tmp_path / out), str(CU)],
-                               capture_output=True, text=True, timeout=120)
-            assert r.returncode == 0, r.stderr[-3000:]
-        return
-    try:
-        nvrtc_cache.nvrtc_version()
-    except Exception as err:
-        pytest.skip(f"neither nvcc nor NVRTC available: {err}")
-    nvrtc_cache.cached_compile("sm_75", directory=tmp_path)
+    check_compiles(CU, tmp_path, flags=("-cubin", "-ptx"))
 
 
 def test_nvrtc_compile_when_available(tmp_path):
