@@ -37,17 +37,6 @@ static __device__ __forceinline__ double tgvc_fu_coord(int d, double scale) {
 }
 #endif
 
-static __device__ __forceinline__ void tgvc_fu_st(float* p, long long i, float v) { p[i] = v; }
-static __device__ __forceinline__ void tgvc_fu_st(tgvc_half* p, long long i, float v) {
-#ifdef TGVC_EMU
-    p[i] = tgvc_emu_f2h(v);
-#else
-    unsigned short b;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(b) : "f"(v));
-    p[i] = b;
-#endif
-}
-
 template <typename T>
 static __device__ __forceinline__ void tgvc_flow_upsample(const float* grid, int h, int w, int C,
                                                           int H, int W, int Hp, int Wp,
@@ -89,9 +78,9 @@ static __device__ __forceinline__ void tgvc_flow_upsample(const float* grid, int
         const float t1 = tgvc_add_rn(tgvc_mul_rn(p10, a0), tgvc_mul_rn(p11, a1));
         const float v = tgvc_add_rn(tgvc_mul_rn(t0, b0), tgvc_mul_rn(t1, b1));
         if (c < 4)
-            tgvc_fu_st(flow, (long long)n * 4 * plane + c * plane + o, v);
+            tgvc_st(flow, (long long)n * 4 * plane + c * plane + o, v);
         else
-            tgvc_fu_st(weight, (long long)n * plane + o, v);
+            tgvc_st(weight, (long long)n * plane + o, v);
     }
 }
 

@@ -15,17 +15,6 @@
 
 #include "tgvc_kernel.cuh"
 
-static __device__ __forceinline__ float tgvc_fo_ld(const float* p, long long i) { return __ldg(p + i); }
-static __device__ __forceinline__ float tgvc_fo_ld(const tgvc_half* p, long long i) {
-#ifdef TGVC_EMU
-    return tgvc_emu_h2f(p[i]);
-#else
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(__ldg(p + i)));
-    return f;
-#endif
-}
-
 // clip(rint(v * 255), 0, 255); fmaxf turns NaN into 0.
 static __device__ __forceinline__ int tgvc_fo_u8(float v) {
     return (int)fminf(fmaxf(rintf(v * 255.f), 0.f), 255.f);
@@ -43,13 +32,13 @@ static __device__ __forceinline__ void tgvc_frame_output(const T* frames, int Hp
         const long long o = (long long)(2 * y) * Wp + 2 * x;
         for (int c = 0; c < 3; ++c) {
             const T* s = src + c * plane + o;
-            const int sum = tgvc_fo_u8(tgvc_fo_ld(s, 0)) + tgvc_fo_u8(tgvc_fo_ld(s, 1)) +
-                            tgvc_fo_u8(tgvc_fo_ld(s, Wp)) + tgvc_fo_u8(tgvc_fo_ld(s, Wp + 1));
+            const int sum = tgvc_fo_u8(tgvc_ld(s, 0)) + tgvc_fo_u8(tgvc_ld(s, 1)) +
+                            tgvc_fo_u8(tgvc_ld(s, Wp)) + tgvc_fo_u8(tgvc_ld(s, Wp + 1));
             dst[c] = (unsigned char)((sum + 2) >> 2);
         }
     } else {
         const long long o = (long long)y * Wp + x;
-        for (int c = 0; c < 3; ++c) dst[c] = (unsigned char)tgvc_fo_u8(tgvc_fo_ld(src, c * plane + o));
+        for (int c = 0; c < 3; ++c) dst[c] = (unsigned char)tgvc_fo_u8(tgvc_ld(src, c * plane + o));
     }
 }
 

@@ -12,17 +12,6 @@
 
 #include "tgvc_kernel.cuh"
 
-static __device__ __forceinline__ void tgvc_ii_st(float* p, long long i, float v) { p[i] = v; }
-static __device__ __forceinline__ void tgvc_ii_st(tgvc_half* p, long long i, float v) {
-#ifdef TGVC_EMU
-    p[i] = tgvc_emu_f2h(v);
-#else
-    unsigned short b;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(b) : "f"(v));
-    p[i] = b;
-#endif
-}
-
 template <typename T>
 static __device__ __forceinline__ void tgvc_image_input(const unsigned char* frame, int H, int W,
                                                         int Hp, int Wp, T* out) {
@@ -32,9 +21,9 @@ static __device__ __forceinline__ void tgvc_image_input(const unsigned char* fra
     const unsigned char* p = frame + ((long long)min(y, H - 1) * W + min(x, W - 1)) * 3;
     const long long plane = (long long)Hp * Wp;
     T* o = out + (long long)blockIdx.z * 3 * plane + (long long)y * Wp + x;
-    tgvc_ii_st(o, 0, (float)p[0] * k);
-    tgvc_ii_st(o, plane, (float)p[1] * k);
-    tgvc_ii_st(o, 2 * plane, (float)p[2] * k);
+    tgvc_st(o, 0, (float)p[0] * k);
+    tgvc_st(o, plane, (float)p[1] * k);
+    tgvc_st(o, 2 * plane, (float)p[2] * k);
 }
 
 extern "C" __global__ void tgvc_image_input_f32(const unsigned char* frame, int H, int W, int Hp,

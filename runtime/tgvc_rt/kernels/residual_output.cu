@@ -19,17 +19,6 @@
 
 #include "tgvc_kernel.cuh"
 
-static __device__ __forceinline__ float tgvc_ro_ld(const float* p, long long i) { return __ldg(p + i); }
-static __device__ __forceinline__ float tgvc_ro_ld(const tgvc_half* p, long long i) {
-#ifdef TGVC_EMU
-    return tgvc_emu_h2f(p[i]);
-#else
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(__ldg(p + i)));
-    return f;
-#endif
-}
-
 template <typename T>
 static __device__ __forceinline__ void tgvc_residual_change(const T* dz, const T* dw, int Hp, int Wp,
                                                             int H, int W, float* change) {
@@ -39,8 +28,8 @@ static __device__ __forceinline__ void tgvc_residual_change(const T* dz, const T
     const long long i = b * 3 * plane + (long long)y * Wp + x;
     float* o = change + b * 3 * oplane + (long long)y * W + x;
     for (int c = 0; c < 3; ++c)
-        o[c * oplane] = tgvc_sub_rn(tgvc_mul_rn(tgvc_ro_ld(dz, i + c * plane), 255.f),
-                                    tgvc_mul_rn(tgvc_ro_ld(dw, i + c * plane), 255.f));
+        o[c * oplane] = tgvc_sub_rn(tgvc_mul_rn(tgvc_ld(dz, i + c * plane), 255.f),
+                                    tgvc_mul_rn(tgvc_ld(dw, i + c * plane), 255.f));
 }
 
 extern "C" __global__ void tgvc_residual_change_f32(const float* dz, const float* dw, int Hp, int Wp,

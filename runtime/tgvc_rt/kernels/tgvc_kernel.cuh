@@ -31,3 +31,25 @@ static __device__ __forceinline__ float tgvc_mul_rn(float a, float b) { return _
 static __device__ __forceinline__ float tgvc_div_rn(float a, float b) { return __fdiv_rn(a, b); }
 static __device__ __forceinline__ float tgvc_fma_rn(float a, float b, float c) { return __fmaf_rn(a, b, c); }
 #endif
+
+// fp32 / fp16 element access: loads through the read-only cache, fp16 converted with round-to-nearest-even.
+static __device__ __forceinline__ float tgvc_ld(const float* p, long long i) { return __ldg(p + i); }
+static __device__ __forceinline__ float tgvc_ld(const tgvc_half* p, long long i) {
+#ifdef TGVC_EMU
+    return tgvc_emu_h2f(p[i]);
+#else
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(__ldg(p + i)));
+    return f;
+#endif
+}
+static __device__ __forceinline__ void tgvc_st(float* p, long long i, float v) { p[i] = v; }
+static __device__ __forceinline__ void tgvc_st(tgvc_half* p, long long i, float v) {
+#ifdef TGVC_EMU
+    p[i] = tgvc_emu_f2h(v);
+#else
+    unsigned short b;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(b) : "f"(v));
+    p[i] = b;
+#endif
+}
