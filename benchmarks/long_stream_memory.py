@@ -10,8 +10,8 @@ forth and back (ping-pong: foreman_cif has 96 frames, so frame i is frame i mod 
 runs as a child process, niced like this script, alone. Recorded per stream: the child's peak RSS
 (``ru_maxrss`` of that child, from ``os.wait4``), wall time and frames per second, and the RSS and
 output size sampled every ``--sample-seconds`` (the RSS should level off after the first groups and
-stay flat), plus the same peak RSS / wall time for the encode (the encoder holds the whole source in
-memory: it is not what this measures). The decoded y4m is checked for its frame count and deleted.
+stay flat), plus the same peak RSS / wall time for the encode (which holds one chunk of about 10 s of
+frames at a time, ``--chunk-seconds``: its peak should not grow with the stream either). The decoded y4m is checked for its frame count and deleted.
 
     nice -n 19 python benchmarks/long_stream_memory.py            # 1 and 10 minutes at 15 fps
     nice -n 19 python benchmarks/long_stream_memory.py --minutes 0.2 --mode warp --out /tmp/lsm.json  # quick

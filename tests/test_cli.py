@@ -248,7 +248,7 @@ def test_encode_defaults_match_the_api():
            "max_gap": want.keyframes.max_gap, "tracker": want.tracking.method,
            "grid_step": want.tracking.grid_step, "track_step": want.trajectories.step,
            "keyframe_codec": want.keyframe_codec, "seed": want.seed, "effort": want.effort,
-           "models": want.model_set, "frames": None, "resize": None}
+           "models": want.model_set, "chunk_seconds": want.chunk_seconds, "frames": None, "resize": None}
     cli = _cli_defaults("encode")
     assert set(cli) - NOT_OPTIONS == set(api), "a new encode option needs its API default here"
     for flag, value in api.items():

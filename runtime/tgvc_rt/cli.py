@@ -84,21 +84,24 @@ def encode(
                                        "decoder's interpolator; 2: it also drops the tracks it predicts by itself."),
     models: str = typer.Option("default", help="Model set the stream is made for (its interpolator runs in "
                                                "the loop at --effort 1 and 2)."),
+    chunk_seconds: float = typer.Option(10.0, help="Encode in chunks of about this many seconds: memory of one "
+                                                   "chunk, a budget and an intra keyframe per chunk (0: all at once)."),
     quiet: bool = Quiet,
 ) -> None:
     """Encode a video into keyframes + trajectories (.tgv)."""
     from .codec.keyframe_formats import check_codec
     from .encoder.interp_probe import check_effort
-    from .encoder.pipeline import EncodeOptions, encode_video
+    from .encoder.pipeline import EncodeOptions, encode_frames
     from .models import model_set_hash
     from .encoder.ratecontrol import RateOptions
-    from .io import check_output_folder, parse_size, read_video, write_bytes_atomic
+    from .io import check_output_folder, open_frames, parse_size, write_bytes_atomic
     from .progress import progress
 
     _check_range("--max-gap", max_gap, 1, 1000)
     _check_range("--grid-step", grid_step, 2, 256)
     _check_range("--track-step", track_step, 1 / 16, 8)
     _check_range("--seed", seed, 0, (1 << 32) - 1)
+    _check_range("--chunk-seconds", chunk_seconds, 0.0, 86400.0)
     if tracker not in ("dis", "lk", "onnx"):
         raise OptionError(f"--tracker {tracker!r}: choose dis, lk or onnx")
     if output.suffix.lower() != ".tgv":
@@ -107,25 +110,27 @@ def encode(
     check_effort(effort)
     model_hash = model_set_hash(models)  # a set that cannot be found is an error before the work
     check_output_folder(output)
-    video = read_video(input, max_frames=frames, resize=parse_size(resize))
+    meta, source, total = open_frames(input, max_frames=frames, resize=parse_size(resize))
     defaults = EncodeOptions()
     options = replace(defaults, rate=RateOptions(bpp=bpp, kbps=kbps, track_share=track_share), seed=seed,
                       keyframe_codec=keyframe_codec, effort=effort, model_set=models, model_set_hash=model_hash,
+                      chunk_seconds=chunk_seconds,
                       keyframes=replace(defaults.keyframes, max_gap=max_gap,
                                         min_gap=min(defaults.keyframes.min_gap, max_gap)),
                       tracking=replace(defaults.tracking, method=tracker, grid_step=grid_step),
                       trajectories=replace(defaults.trajectories, step=track_step))
     t0 = time.perf_counter()
-    with progress("encoding", len(video), quiet) as advance:
-        result = encode_video(video, options, advance)
+    with progress("encoding", total, quiet) as advance:
+        result = encode_frames(source, meta, options, advance)
     write_bytes_atomic(output, result.data)
     dt = time.perf_counter() - t0
-    if result.bpp(video) > 1.1 * result.target_bpp:
+    if result.bpp() > 1.1 * result.target_bpp:
         _say(quiet, f"note: {result.target_bpp:.5f} bpp is below what {len(result.keyframes)} keyframes can be "
                     f"coded in at the coarsest setting; the stream is larger than asked")
-    _say(quiet, f"{output}: {len(result.data)} bytes, {result.bpp(video):.5f} bpp (target {result.target_bpp:.5f}), "
+    _say(quiet, f"{output}: {len(result.data)} bytes, {result.bpp():.5f} bpp (target {result.target_bpp:.5f}), "
                 f"{len(result.keyframes)} keyframes {result.keyframe_bytes} B, {result.num_tracks} tracks "
-                f"{result.track_bytes} B, {len(video) / dt:.1f} frames/s")
+                f"{result.track_bytes} B, {result.frames / dt:.1f} frames/s"
+                + (f", {result.chunks} chunks" if result.chunks > 1 else ""))
 
 
 @app.command()

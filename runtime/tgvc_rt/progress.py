@@ -57,8 +57,9 @@ def _advancer(bar, task) -> Advance:
 
 
 @contextlib.contextmanager
-def progress(description: str, total: int, quiet: bool = False) -> Iterator[Advance]:
-    """Yield ``advance(n)``; draws a bar on stderr only when it is a terminal and not quiet."""
+def progress(description: str, total: int | None, quiet: bool = False) -> Iterator[Advance]:
+    """Yield ``advance(n)``; draws a bar on stderr only when it is a terminal and not quiet (``total`` None:
+    a count without an end)."""
     if quiet or not sys.stderr.isatty():
         yield _noop
         return

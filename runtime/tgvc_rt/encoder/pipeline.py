@@ -2,20 +2,29 @@
 
 read frames -> plan keyframes -> per group: track (fwd + bwd) -> select -> code tracks
             -> rate control (track share, keyframe budgets) -> code keyframes -> write .tgv
+
+Long inputs are encoded in chunks of about ``EncodeOptions.chunk_seconds``: the encoder holds one chunk of
+frames (plus half a chunk read ahead) and the compressed stream, never the whole input. Consecutive chunks
+share their boundary frame, a keyframe; each chunk gets the budget of its own frames and codes its keyframes
+as a new keyframe segment (starting with an intra keyframe), so a chunk is also a random-access point.
+A clip no longer than one chunk and a half is encoded in one piece.
 """
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from ..bitstream import Bitstream, GroupPayload, StreamHeader, write_bitstream
 from ..codec import keyframe_formats
 from ..codec.trajectories import TrajectoryCodingOptions, encode_tracks
-from ..errors import ModelSetError
+from ..errors import InputError, ModelSetError, OptionError
 from ..models import default_model_set_hash
 from ..progress import Advance, _noop
-from ..types import GroupSpan, Tracks, Video, groups_from_keyframes
+from ..types import GroupSpan, Tracks, Video, VideoMeta, groups_from_keyframes
 from . import ratecontrol
 from .keyframe_rate import encode_keyframes
 from .interp_probe import InterpolatorProbe, ProbeOptions, check_effort, prune_predicted
@@ -46,6 +55,8 @@ class EncodeOptions:
     #                                  webcamtalk 6.15 / 6.15, flower 7.51 / 7.49, bikes 5.65 / 5.62 at 2x the time
     probe: ProbeOptions = field(default_factory=ProbeOptions)
     model_set: str = "default"       # model set whose interpolator runs in the loop (effort >= 1)
+    chunk_seconds: float = 10.0      # inputs are encoded in chunks of about this long (module docstring); the
+    #                                  encoder's memory is that of one chunk and a half. 0: the whole input at once
 
 
 @dataclass
@@ -58,9 +69,16 @@ class EncodeResult:
     target_bytes: int
     target_bpp: float
     seconds: dict[str, float]
+    frames: int = 0
+    chunks: int = 1
 
-    def bpp(self, video: Video) -> float:
-        return len(self.data) * 8 / (video.meta.width * video.meta.height * len(video))
+    def bpp(self, video: Video | None = None) -> float:
+        if video is not None:
+            return len(self.data) * 8 / (video.meta.width * video.meta.height * len(video))
+        return len(self.data) * 8 / (self.width * self.height * self.frames)
+
+    width: int = 0
+    height: int = 0
 
 
 def _open_probe(options: EncodeOptions) -> InterpolatorProbe | None:
@@ -76,9 +94,9 @@ def _open_probe(options: EncodeOptions) -> InterpolatorProbe | None:
     return InterpolatorProbe(models.session("interpolator"), options.probe)
 
 
-def _select_group(video: Video, span: GroupSpan, options: EncodeOptions,
+def _select_group(chunk: np.ndarray, span: GroupSpan, options: EncodeOptions,
                   probe: InterpolatorProbe | None) -> Tracks:
-    frames = video.frames[span.start: span.end + 1]
+    frames = chunk[span.start: span.end + 1]
     if span.num_frames < 3:
         return Tracks.empty(span.num_frames)
     selected = select_tracks(track_group(frames, options.tracking), frames, options.selection)
@@ -88,11 +106,11 @@ def _select_group(video: Video, span: GroupSpan, options: EncodeOptions,
     return selected
 
 
-def _code_tracks(selected: list[Tracks], budget: int, video: Video,
+def _code_tracks(selected: list[Tracks], budget: int, meta: VideoMeta,
                  options: EncodeOptions) -> tuple[list[bytes], int]:
     """Code every group's tracks, keeping the same fraction (the most important tracks) of each group,
     the largest fraction whose payloads fit ``budget``. Returns (payloads, tracks kept)."""
-    w, h = video.meta.width, video.meta.height
+    w, h = meta.width, meta.height
 
     def kept(t: Tracks, permille: int) -> int:
         return min(t.num_tracks, max(options.rate.min_tracks_per_group, t.num_tracks * permille // 1000))
@@ -104,10 +122,9 @@ def _code_tracks(selected: list[Tracks], budget: int, video: Video,
     return coded(keep), sum(kept(t, keep) for t in selected)
 
 
-def _header(video: Video, options: EncodeOptions, keyframes: list[int]) -> StreamHeader:
+def _header(meta, num_frames: int, options: EncodeOptions, keyframes: list[int]) -> StreamHeader:
     """The stream header of a plan (the noise seed is fixed-size: the content seed goes in later)."""
-    meta = video.meta
-    return StreamHeader(meta.width, meta.height, meta.fps_num, meta.fps_den, len(video),
+    return StreamHeader(meta.width, meta.height, meta.fps_num, meta.fps_den, num_frames,
                         keyframe_formats.CODEC_IDS[options.keyframe_codec], 0, options.model_set_hash,
                         options.seed or 0, len(keyframes), len(groups_from_keyframes(keyframes)))
 
@@ -124,52 +141,124 @@ def content_seed(coded_keyframes: dict[int, bytes], payloads: list[bytes]) -> in
 
 
 def encode_video(video: Video, options: EncodeOptions, advance: Advance = _noop) -> EncodeResult:
-    """Encode a whole clip. ``advance(n)`` is called as frames are analysed (progress)."""
-    n, meta = len(video), video.meta
-    seconds: dict[str, float] = {}
-    bits = ratecontrol.target_bits(options.rate, meta.width, meta.height, n, meta.fps)
-    budget, bpp = int(bits // 8), bits / (meta.width * meta.height * n)
+    """Encode a clip held in memory. ``advance(n)`` is called as frames are analysed (progress)."""
+    return encode_frames(iter(video.frames), video.meta, options, advance)
 
+
+def encode_frames(frames: Iterable[np.ndarray], meta: VideoMeta, options: EncodeOptions,
+                  advance: Advance = _noop) -> EncodeResult:
+    """Encode a stream of RGB uint8 frames, chunk by chunk (module docstring); the frames are read as needed."""
     keyframe_formats.check_codec(options.keyframe_codec)
+    ratecontrol.target_bits(options.rate, meta.width, meta.height, 1, meta.fps)  # checks the options first
+    if not options.chunk_seconds >= 0:
+        raise OptionError(f"chunk length {options.chunk_seconds} s: must be >= 0")
     probe = _open_probe(options)
+    seconds: dict[str, float] = {}
+    plan = _StreamPlan()
+    chunk_len = max(2, int(round(options.chunk_seconds * meta.fps))) if options.chunk_seconds else 0
+    for chunk, offset in _chunks(iter(frames), chunk_len):
+        _encode_chunk(chunk, offset, meta, options, probe, plan, seconds, advance)
+    if plan.frames == 0:
+        raise InputError("the video has no frames")
+    advance(1)
+    header = _header(meta, plan.frames, options, plan.keyframes)
+    if options.seed is None:
+        header = replace(header, noise_seed=content_seed(plan.coded, plan.payloads))
+    groups = [GroupPayload(s.start, s.end, p) for s, p in zip(plan.spans, plan.payloads)]
+    data = write_bitstream(Bitstream(header, plan.coded, groups))
+    budget_bits = ratecontrol.target_bits(options.rate, meta.width, meta.height, plan.frames, meta.fps)
+    return EncodeResult(data, plan.keyframes, sum(map(len, plan.coded.values())), sum(map(len, plan.payloads)),
+                        plan.num_tracks, int(budget_bits // 8), budget_bits / (meta.width * meta.height * plan.frames),
+                        seconds, frames=plan.frames, chunks=plan.chunks, width=meta.width, height=meta.height)
+
+
+@dataclass
+class _StreamPlan:
+    """What the chunks encoded so far add up to (global frame indices)."""
+
+    frames: int = 0
+    chunks: int = 0
+    keyframes: list[int] = field(default_factory=list)
+    spans: list[GroupSpan] = field(default_factory=list)
+    coded: dict[int, bytes] = field(default_factory=dict)
+    payloads: list[bytes] = field(default_factory=list)
+    num_tracks: int = 0
+
+
+def _chunks(frames: Iterator[np.ndarray], chunk_len: int) -> Iterator[tuple[np.ndarray, int]]:
+    """(frames of a chunk, index of its first frame). Chunks of ``chunk_len`` frames share their boundary
+    frame; the last one takes what is left when that is under 1.5 chunks (``chunk_len`` 0: one chunk)."""
+    buffer: list[np.ndarray] = []
+    offset = 0
+    for frame in frames:
+        buffer.append(np.asarray(frame, np.uint8))
+        if chunk_len and len(buffer) >= chunk_len + chunk_len // 2 + 1:
+            yield np.stack(buffer[:chunk_len]), offset
+            offset += chunk_len - 1
+            buffer = buffer[chunk_len - 1:]  # the boundary frame starts the next chunk
+    if buffer and (offset == 0 or len(buffer) > 1):
+        yield np.stack(buffer), offset
+
+
+def _framing(header_payload: int, first: bool, new_keyframes: list[int], spans: list[GroupSpan]) -> int:
+    """Framing bytes a chunk adds: its keyframe and group sections (and, for the first, the preamble, header and
+    end sections)."""
+    total = ratecontrol.fixed_bytes(header_payload, new_keyframes, spans)
+    return total if first else total - ratecontrol.fixed_bytes(header_payload, [], [])
+
+
+def _encode_chunk(chunk: np.ndarray, offset: int, meta: VideoMeta, options: EncodeOptions,
+                  probe: InterpolatorProbe | None, plan: _StreamPlan, seconds: dict[str, float],
+                  advance: Advance) -> None:
+    """Plan, track and code one chunk (local frame 0 is global frame ``offset``; for a chunk after the first it
+    is the previous chunk's last keyframe, already coded) and add it to ``plan``."""
+    n, first = len(chunk), offset == 0
+    new_frames = n if first else n - 1
+    bits = ratecontrol.target_bits(options.rate, meta.width, meta.height, new_frames, meta.fps)
+    budget, bpp = int(bits // 8), bits / (meta.width * meta.height * new_frames)
+
+    def new_keys(local: list[int]) -> list[int]:
+        return local if first else local[1:]
+
+    def header_len(local: list[int]) -> int:  # the stream's total length is known once its last chunk is read
+        keys = plan.keyframes + [offset + k for k in new_keys(local)]
+        return len(_header(meta, offset + n, options, keys).pack())
+
     t0 = time.perf_counter()
     if n <= 1:
-        keyframes = [0]
+        local = [0]
     elif probe is None:
-        keyframes = plan_keyframes(video.frames, options.keyframes, bpp=bpp)
+        local = plan_keyframes(chunk, options.keyframes, bpp=bpp)
     else:
-        def keyframe_budget(plan: list[int]) -> int:
-            framing = ratecontrol.fixed_bytes(len(_header(video, options, plan).pack()), plan,
-                                              groups_from_keyframes(plan))
+        def keyframe_budget(candidate: list[int]) -> int:
+            framing = _framing(header_len(candidate), first, new_keys(candidate), groups_from_keyframes(candidate))
             return max(1, int((budget - framing) * (1.0 - options.rate.track_share)))
 
-        keyframes = choose_keyframes(video.frames, options.keyframes, bpp, options.keyframe_codec, probe,
-                                     keyframe_budget).keyframes
-    spans = groups_from_keyframes(keyframes)
-    seconds["plan"] = time.perf_counter() - t0
+        local = choose_keyframes(chunk, options.keyframes, bpp, options.keyframe_codec, probe,
+                                 keyframe_budget).keyframes
+    spans = groups_from_keyframes(local)
+    seconds["plan"] = seconds.get("plan", 0.0) + time.perf_counter() - t0
 
     t0 = time.perf_counter()
     selected = []
     for span in spans:
-        selected.append(_select_group(video, span, options, probe))
+        selected.append(_select_group(chunk, span, options, probe))
         advance(span.num_frames - 1)
-    seconds["track"] = time.perf_counter() - t0
-
-    header = _header(video, options, keyframes)
-    t0 = time.perf_counter()
-    content = budget - ratecontrol.fixed_bytes(len(header.pack()), keyframes, spans)
-    payloads, num_tracks = _code_tracks(selected, int(options.rate.track_share * content), video, options)
-    track_bytes = sum(map(len, payloads))
-    seconds["code_tracks"] = time.perf_counter() - t0
+    seconds["track"] = seconds.get("track", 0.0) + time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    coded_keyframes = encode_keyframes(video.frames, keyframes, content - track_bytes, options.keyframe_codec)
-    seconds["code_keyframes"] = time.perf_counter() - t0
-    advance(1)
+    content = budget - _framing(header_len(local), first, new_keys(local), spans)
+    payloads, num_tracks = _code_tracks(selected, int(options.rate.track_share * content), meta, options)
+    seconds["code_tracks"] = seconds.get("code_tracks", 0.0) + time.perf_counter() - t0
 
-    if options.seed is None:
-        header = replace(header, noise_seed=content_seed(coded_keyframes, payloads))
-    groups = [GroupPayload(s.start, s.end, p) for s, p in zip(spans, payloads)]
-    data = write_bitstream(Bitstream(header, coded_keyframes, groups))
-    return EncodeResult(data, keyframes, sum(map(len, coded_keyframes.values())), track_bytes,
-                        num_tracks, budget, bpp, seconds)
+    t0 = time.perf_counter()
+    coded = encode_keyframes(chunk, new_keys(local), content - sum(map(len, payloads)), options.keyframe_codec)
+    seconds["code_keyframes"] = seconds.get("code_keyframes", 0.0) + time.perf_counter() - t0
+
+    plan.keyframes += [offset + k for k in new_keys(local)]
+    plan.spans += [GroupSpan(offset + s.start, offset + s.end) for s in spans]
+    plan.coded.update((offset + k, v) for k, v in coded.items())
+    plan.payloads += payloads
+    plan.num_tracks += num_tracks
+    plan.frames = offset + n
+    plan.chunks += 1

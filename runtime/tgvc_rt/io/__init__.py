@@ -15,7 +15,7 @@ from ..types import Video, VideoMeta
 from .atomic import atomic_open, atomic_path, check_output_folder, write_bytes_atomic
 from .container import CONTAINER_SUFFIXES, ContainerWriter, iter_container
 from .pipes import STDIN_NAME, FlushingWriter, is_stdio, stdin_binary, stdout_stream
-from .y4m import Y4mWriter, i420_to_rgb, iter_y4m, rgb_to_i420
+from .y4m import Y4mWriter, i420_to_rgb, iter_y4m, read_y4m_header, rgb_to_i420
 
 __all__ = ["read_video", "iter_frames", "open_video_writer", "parse_size", "atomic_open", "atomic_path",
            "check_output_folder", "write_bytes_atomic", "rgb_to_i420", "i420_to_rgb", "VIDEO_SUFFIXES", "is_stdio"]
@@ -68,6 +68,33 @@ def iter_frames(path: str | os.PathLike, max_frames: int | None = None,
             frame = cv2.resize(frame, resize, interpolation=cv2.INTER_AREA)
             meta = VideoMeta(resize[0], resize[1], meta.fps_num, meta.fps_den)
         yield meta, frame
+
+
+def open_frames(path: str | os.PathLike, max_frames: int | None = None, resize: tuple[int, int] | None = None
+                ) -> tuple[VideoMeta, Iterator[np.ndarray], int | None]:
+    """A video as a stream: (meta, iterator over its RGB uint8 frames, frame count where cheap to know: y4m
+    files, else None). The first frame is read here, so a missing, unreadable or empty input is an error
+    before any work; the rest are read as the iterator is consumed (the whole video is never in memory)."""
+    if max_frames is not None and max_frames <= 0:
+        raise OptionError("--frames must be a positive number")
+    name = STDIN_NAME if is_stdio(path) else path
+    source = iter_frames(path, max_frames, resize)
+    first = next(source, None)
+    if first is None:
+        raise InputError(f"{name}: the video has no frames")
+    meta = first[0]
+    total = None
+    if not is_stdio(path) and Path(path).suffix.lower() == ".y4m":
+        frame_bytes = read_y4m_header(path).frame_size + len(b"FRAME\n")
+        total = os.path.getsize(path) // frame_bytes
+        total = min(total, max_frames) if max_frames else total
+
+    def frames() -> Iterator[np.ndarray]:
+        yield first[1]
+        for _, frame in source:
+            yield frame
+
+    return meta, frames(), total
 
 
 def read_video(path: str | os.PathLike, max_frames: int | None = None,
