@@ -146,9 +146,32 @@ def choose_backend(device: str, failed: dict[str, str] | None = None) -> Backend
     raise OptionError(f"--device {device}: no backend for it can run here ({reasons})")
 
 
+def _versions() -> str:
+    """The installed runtimes' versions (and the GPU's name where one is reachable), one line."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = []
+    for dist in ("onnxruntime", "onnxruntime-gpu", "tensorrt", "tensorrt-rtx", "cuda-python", "cuda-bindings",
+                 "pycuda"):
+        try:
+            parts.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
+            continue
+    ok, _ = gpu_status()
+    if ok:
+        try:
+            from tgvc_rt.kernels.cuda_api import open_api
+
+            api = open_api()
+            parts.append(f"GPU {api.device_name()} (sm_{api.compute_capability()})")
+        except Exception as err:  # noqa: BLE001 - a description
+            parts.append(f"GPU unusable: {err}")
+    return "installed: " + (", ".join(parts) if parts else "no model runtime")
+
+
 def describe_backends() -> str:
     """The table of ``tgvc-rt info --backends``."""
-    lines = ["backend        runs here  why not", "-------------  ---------  -------"]
+    lines = [_versions(), "backend        runs here  why not", "-------------  ---------  -------"]
     for p in probe_backends():
         lines.append(f"{p.name:<13s}  {'yes' if p.available else 'no':<9s}  {p.reason}")
     for device in DEVICES:
