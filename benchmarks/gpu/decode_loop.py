@@ -38,7 +38,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1] / "runtime"))
 
 try:  # keyframes come decoded: PyAV is not needed (nor, maybe, installed)
-    import av  # noqa: F401
+    import av  # noqa: F401 - only whether it imports
 except ImportError:
     sys.modules["av"] = types.ModuleType("av")
 

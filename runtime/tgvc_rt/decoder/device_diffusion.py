@@ -18,7 +18,6 @@ says when to use the host path instead.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -142,6 +141,7 @@ class _Group:
             c, h, w = self.zn[s].shape
             if first is None:
                 first = dev.empty((c, h, w))
+                self.owned.append(first)
                 dev.copy_into(first, self.zn[s])
             zw = dev.empty((n, c, h, w))
             for i in range(n):
@@ -156,7 +156,6 @@ class _Group:
                 del self.pixels[f]
             for f in [f for f in self.zn if f < e]:
                 dev.release(self.zn.pop(f))
-        self.owned.append(first)
         if next(self.source, None) is not None:
             raise ValueError(f"the group has {self.F} frames, there are more warp frames")
 
@@ -217,7 +216,7 @@ class _Group:
 
     def _output(self, x, zw, s, e) -> Iterator[np.ndarray]:
         """Frames s+1 .. min(e, F-2), a VAE batch at a time."""
-        dev, opts, m = self.device, self.options, self.models
+        dev, opts = self.device, self.options
         stop = min(e, self.F - 2)
         count = stop - s
         for i in range(0, count, self.batch):
@@ -262,7 +261,7 @@ class _Group:
         return images
 
     def release(self) -> None:
-        self.device.release(*[b for b in self.owned if b is not None], *self.zn.values())
+        self.device.release(*self.owned, *self.zn.values())
         self.zn = {}
 
 
