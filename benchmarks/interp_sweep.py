@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from diffusion_sweep import measure, write_result  # noqa: E402
 from warp_sweep import options_with_motion, sweep_parser  # noqa: E402
 
+from tgvc_rt.codec.keyframe_sequence import KeyframeStreamOptions  # noqa: E402
 from tgvc_rt.decoder.interpolate import InterpOptions  # noqa: E402
 from tgvc_rt.decoder.pipeline import DecodeOptions, iter_decoded_frames  # noqa: E402
 from tgvc_rt.encoder.interp_probe import ProbeOptions  # noqa: E402
@@ -42,7 +43,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-warp", action="store_true", help="skip the warp decoder row")
     ap.add_argument("--encodes", default='{"default": {}}',
                     help="JSON: name -> encoder settings {\"rate\": RateOptions fields, \"keyframes\": KeyframeOptions "
-                         "fields, \"effort\": 0 or 1, \"probe\": ProbeOptions fields}")
+                         "fields, \"effort\": 0 or 1, \"probe\": ProbeOptions fields, \"keyframe_stream\": "
+                         "KeyframeStreamOptions fields}")
     ap.add_argument("--metrics", nargs="+", default=["psnr", "vmaf"])
     ap.add_argument("--no-epe", action="store_true", help="skip re-tracking the output (motion-fidelity EPE)")
     ap.add_argument("--out", default="benchmarks/results/interp_sweep.json")
@@ -62,6 +64,7 @@ def main(argv=None) -> int:
                                         keyframes=KeyframeOptions(**cfg.get("keyframes", {})), seed=0,
                                         effort=cfg.get("effort", EncodeOptions.effort),
                                         probe=ProbeOptions(**cfg.get("probe", {})),
+                                        keyframe_stream=KeyframeStreamOptions(**cfg.get("keyframe_stream", {})),
                                         model_set_hash=default_model_set_hash())
                 data = encode_video(video, options).data
                 tgv = work / f"{clip}_{bpp}_{enc}.tgv"

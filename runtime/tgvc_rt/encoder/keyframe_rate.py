@@ -28,11 +28,13 @@ from ..codec.keyframe_sequence import KeyframeStreamOptions
 from ..errors import OptionError
 from . import ratecontrol
 
-def encode_keyframes(frames: np.ndarray, indices: list[int], budget_bytes: int, codec: str) -> dict[int, bytes]:
-    """Code the keyframes ``frames[indices]`` in at most ``budget_bytes`` (when feasible)."""
+def encode_keyframes(frames: np.ndarray, indices: list[int], budget_bytes: int, codec: str,
+                     stream: KeyframeStreamOptions = KeyframeStreamOptions()) -> dict[int, bytes]:
+    """Code the keyframes ``frames[indices]`` in at most ``budget_bytes`` (when feasible); ``stream``: the
+    sequence codecs' settings."""
     keyframe_formats.check_codec(codec)
     if keyframe_formats.is_sequence(codec):
-        payloads, _info = encode_keyframe_sequence([frames[k] for k in indices], max(1, budget_bytes), codec)
+        payloads, _info = encode_keyframe_sequence([frames[k] for k in indices], max(1, budget_bytes), codec, stream)
         return dict(zip(indices, payloads))
     coded, remaining = {}, budget_bytes
     for i, k in enumerate(indices):

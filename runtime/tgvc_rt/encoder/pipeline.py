@@ -20,6 +20,7 @@ import numpy as np
 
 from ..bitstream import Bitstream, GroupPayload, StreamHeader, write_bitstream
 from ..codec import keyframe_formats
+from ..codec.keyframe_sequence import KeyframeStreamOptions
 from ..codec.trajectories import TrajectoryCodingOptions, encode_tracks
 from ..errors import InputError, ModelSetError, OptionError
 from ..models import default_model_set_hash
@@ -42,6 +43,8 @@ class EncodeOptions:
     selection: SelectionOptions = field(default_factory=SelectionOptions)
     trajectories: TrajectoryCodingOptions = field(default_factory=TrajectoryCodingOptions)
     keyframe_codec: str = keyframe_formats.DEFAULT_CODEC   # see codec/keyframe_formats.py
+    keyframe_stream: KeyframeStreamOptions = field(default_factory=KeyframeStreamOptions)  # the sequence codecs'
+    #                                  settings (intra period, SVT-AV1 preset, ...)
     seed: int | None = None          # decoder noise seed in the header (content_seed when None)
     model_set_hash: bytes = field(default_factory=default_model_set_hash)  # names the decoder's model set
     effort: int = 1                  # 0: no model in the loop; 1: keyframe plans tried with the decoder's
@@ -252,7 +255,8 @@ def _encode_chunk(chunk: np.ndarray, offset: int, meta: VideoMeta, options: Enco
     seconds["code_tracks"] = seconds.get("code_tracks", 0.0) + time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    coded = encode_keyframes(chunk, new_keys(local), content - sum(map(len, payloads)), options.keyframe_codec)
+    coded = encode_keyframes(chunk, new_keys(local), content - sum(map(len, payloads)), options.keyframe_codec,
+                             options.keyframe_stream)
     seconds["code_keyframes"] = seconds.get("code_keyframes", 0.0) + time.perf_counter() - t0
 
     plan.keyframes += [offset + k for k in new_keys(local)]
