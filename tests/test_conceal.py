@@ -169,7 +169,7 @@ def keyframe_streams(tmp_path_factory, sample_clip):
     for name, codec in (("seq", "av1-seq"), ("image", "av1")):
         path = folder / f"{name}.tgv"
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(keyframe_rate, "encode_keyframe_sequence", lambda images, budget, codec: original(
+            mp.setattr(keyframe_rate, "encode_keyframe_sequence", lambda images, budget, codec, *_: original(
                 images, budget, codec, KeyframeStreamOptions(intra_period=2)))
             result = CliRunner().invoke(cli.app, ["encode", str(sample_clip), "-o", str(path), "--frames", "24",
                                                   "--effort", "0", "--seed", "1", "--max-gap", "7", "-q",
