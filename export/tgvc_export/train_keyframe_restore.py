@@ -78,7 +78,7 @@ def validate(model, pairs: Pairs) -> dict:
     """Mean luma PSNR (on [0,1] * 219-scaled luma; the offset cancels) before/after over the val pictures."""
     before, after = [], []
     for s, d, scale in pairs.val[:60]:
-        h, w = (s.shape[0] // 2) * 2, (s.shape[1] // 2) * 2
+        h, w = (s.shape[0] // 4) * 4, (s.shape[1] // 4) * 4
         x = torch.from_numpy(np.ascontiguousarray(d[:h, :w])).permute(2, 0, 1)[None].float() / 255
         r = torch.from_numpy(np.ascontiguousarray(s[:h, :w])).permute(2, 0, 1)[None].float() / 255
         out = model(x, torch.tensor([scale])).clamp(0, 1)
@@ -103,6 +103,7 @@ def main(argv=None) -> None:
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--channels", type=int, default=24)
     ap.add_argument("--blocks", type=int, default=4)
+    ap.add_argument("--unshuffle", type=int, default=2)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--rescan", type=int, default=200)
@@ -114,7 +115,7 @@ def main(argv=None) -> None:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     pairs = Pairs(args.pairs)
-    model = build_model(args.channels, args.blocks)
+    model = build_model(args.channels, args.blocks, args.unshuffle)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     budget = args.minutes * 60
     t0, step, log = time.time(), 0, []
@@ -141,12 +142,12 @@ def main(argv=None) -> None:
             log.append(rec)
             print(json.dumps(rec), flush=True)
             torch.save({"state": model.state_dict(), "channels": args.channels, "blocks": args.blocks,
-                        "step": step, "log": log}, args.out)
+                        "unshuffle": args.unshuffle, "step": step, "log": log}, args.out)
     v = validate(model, pairs)
     log.append(dict(step=step, minutes=(time.time() - t0) / 60, loss=running, train_pictures=len(pairs.train), **v))
     print(json.dumps(log[-1]), flush=True)
     torch.save({"state": model.state_dict(), "channels": args.channels, "blocks": args.blocks,
-                "step": step, "log": log, "args": vars(args)}, args.out)
+                "unshuffle": args.unshuffle, "step": step, "log": log, "args": vars(args)}, args.out)
     if args.onnx:
         export_onnx(model, args.onnx)
 
