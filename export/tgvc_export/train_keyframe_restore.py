@@ -25,8 +25,8 @@ from .keyframe_restore import Y_WEIGHTS, build_model
 
 
 class Pairs:
-    def __init__(self, folder: str):
-        self.folder, self.seen = folder, set()
+    def __init__(self, folder: str, sources: str = "all"):
+        self.folder, self.seen, self.sources = folder, set(), sources
         self.train: list[tuple[np.ndarray, np.ndarray, float]] = []
         self.val: list[tuple[np.ndarray, np.ndarray, float]] = []
         self.scan()
@@ -38,9 +38,13 @@ class Pairs:
             try:
                 z = np.load(path)
                 src, dec, scale = z["src"], z["dec"], float(z["scale"])
+                name = json.loads(str(z["meta"]))["name"]
             except (OSError, ValueError, KeyError, EOFError):  # still being written
                 continue
             self.seen.add(path)
+            is_still = name.startswith("usr/")
+            if (self.sources == "stills" and not is_still) or (self.sources == "clips" and is_still):
+                continue
             idx = int(Path(path).stem.split("_")[-1])
             target = self.val if idx % 20 == 0 else self.train
             for s, d in zip(src, dec):
@@ -106,6 +110,8 @@ def main(argv=None) -> None:
     ap.add_argument("--unshuffle", type=int, default=2)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--sources", default="all", choices=("all", "stills", "clips"),
+                    help="train on the pairs from wallpapers, from the training clips, or both")
     ap.add_argument("--rescan", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="export/cache/kfr/kfr.pt")
@@ -114,7 +120,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    pairs = Pairs(args.pairs)
+    pairs = Pairs(args.pairs, args.sources)
     model = build_model(args.channels, args.blocks, args.unshuffle)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     budget = args.minutes * 60
