@@ -39,6 +39,7 @@ class KeyframeReader:
         if name is None:
             raise BitstreamError(f"unknown keyframe codec id {codec_id}")
         self.name, self.width, self.height = name, width, height
+        self.last_scale = 1.0  # downscale factor the last decoded keyframe was coded at
         self._sequence = (keyframe_sequence.KeyframeSequenceDecoder(width, height, name)
                           if is_sequence(name) else None)
 
@@ -54,5 +55,9 @@ class KeyframeReader:
 
     def decode(self, payload: bytes) -> np.ndarray:
         if self._sequence is not None:
-            return self._sequence.decode(payload)
-        return keyframe_image.decode_keyframe(payload, self.width, self.height, self.name)
+            image = self._sequence.decode(payload)
+            self.last_scale = keyframe_image.SCALES[self._sequence._level]
+            return image
+        image = keyframe_image.decode_keyframe(payload, self.width, self.height, self.name)
+        self.last_scale = keyframe_image.SCALES[payload[0] & 0x0F]
+        return image

@@ -43,6 +43,9 @@ class DecodeOptions:
     check_model_set: bool = True         # refuse streams made for another model set
     device: str = "cpu"                  # backend device of the model set: cpu | cuda | tensorrt | auto
     threads: int | None = None           # CPU threads of the backend (None: its default)
+    keyframe_filter: Callable[[np.ndarray, float], np.ndarray] | None = None  # experimental (issue 15):
+    #                                      applied to every decoded keyframe (image, coded scale factor) before
+    #                                      the interpolator sees it, e.g. a restoration net; None: off
     conceal: bool = False                # decode a damaged group from its keyframes alone, replace a damaged
     #                                      keyframe by its neighbour (DecodeStats.concealed, .concealed_keyframes)
     device_loop: str = "auto"            # interp on a GPU backend: "auto" (the device-resident loop where CUDA and
@@ -220,7 +223,7 @@ def iter_decoded_frames(stream: bytes | Bitstream, options: DecodeOptions = Deco
     diffuse = _open_diffusion(bs, models, options, device) if options.mode == "diffusion" else None
     stats.add("models", time.perf_counter() - t0)  # verify the set's files, open the sessions
 
-    keys = _Keyframes(bs, reader, options.conceal, stats)
+    keys = _Keyframes(bs, reader, options.conceal, stats, options.keyframe_filter)
     for g, group in enumerate(bs.groups):
         key_a, key_b = keys.image(group.start), keys.image(group.end)
         keys.forget_before(group.start)
@@ -268,8 +271,10 @@ class _Keyframes:
     in ``stats.concealed_keyframes``. With a sequence codec the inter keyframes after it reference it, so
     they are replaced too, up to the next intra keyframe, where the reader starts afresh."""
 
-    def __init__(self, bs: Bitstream, reader: KeyframeReader, conceal: bool, stats: DecodeStats):
+    def __init__(self, bs: Bitstream, reader: KeyframeReader, conceal: bool, stats: DecodeStats,
+                 keyframe_filter: Callable[[np.ndarray, float], np.ndarray] | None = None):
         self.bs, self.reader, self.conceal, self.stats = bs, reader, conceal, stats
+        self.keyframe_filter = keyframe_filter
         self.order = bs.keyframe_indices()
         self.number = {k: n for n, k in enumerate(self.order)}
         self.next = 0                          # position in ``order`` of the next keyframe to decode
@@ -315,6 +320,10 @@ class _Keyframes:
             finally:
                 self.stats.add("keyframes", time.perf_counter() - t0)
         if why is None:
+            if self.keyframe_filter is not None:
+                t0 = time.perf_counter()
+                image = self.keyframe_filter(image, self.reader.last_scale)
+                self.stats.add("keyframe_filter", time.perf_counter() - t0)
             self.images[k], self.last = image, (k, image)
             for w in self.waiting:
                 self.images[w] = image
