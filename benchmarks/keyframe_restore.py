@@ -1,4 +1,4 @@
-"""Keyframe restoration (issue 15, "keyframes too"): quality of real streams' decoded keyframes, as
+"""Keyframe restoration: quality of real streams' decoded keyframes, as
 decoded and after a learned restoration post-filter (export/tgvc_export/keyframe_restore.py, ONNX).
 
 For every clip and bpp: the stream of the default CLI (``tgvc-rt encode CLIP.y4m -o x.tgv --bpp B``,

@@ -1,4 +1,4 @@
-"""Keyframe restoration experiment (issue 15, "keyframes too"): a small residual CNN applied to the
+"""Keyframe restoration experiment: a small residual CNN applied to the
 decoded (downscaled-coded, bicubic-upsampled) keyframe, given the payload's scale factor.
 
 Shared by ``keyframe_restore_data.py`` (training pairs), ``train_keyframe_restore.py`` (training,

@@ -43,7 +43,7 @@ class DecodeOptions:
     check_model_set: bool = True         # refuse streams made for another model set
     device: str = "cpu"                  # backend device of the model set: cpu | cuda | tensorrt | auto
     threads: int | None = None           # CPU threads of the backend (None: its default)
-    keyframe_filter: Callable[[np.ndarray, float], np.ndarray] | None = None  # experimental (issue 15):
+    keyframe_filter: Callable[[np.ndarray, float], np.ndarray] | None = None  # experimental:
     #                                      applied to every decoded keyframe (image, coded scale factor) before
     #                                      the interpolator sees it, e.g. a restoration net; None: off
     conceal: bool = False                # decode a damaged group from its keyframes alone, replace a damaged
