@@ -64,7 +64,8 @@ def main(argv=None) -> int:
                                         keyframes=KeyframeOptions(**cfg.get("keyframes", {})), seed=0,
                                         effort=cfg.get("effort", EncodeOptions.effort),
                                         probe=ProbeOptions(**cfg.get("probe", {})),
-                                        keyframe_stream=KeyframeStreamOptions(**cfg.get("keyframe_stream", {})),
+                                        keyframe_stream=(KeyframeStreamOptions(**cfg["keyframe_stream"])
+                                                         if "keyframe_stream" in cfg else None),
                                         model_set_hash=default_model_set_hash())
                 data = encode_video(video, options).data
                 tgv = work / f"{clip}_{bpp}_{enc}.tgv"

@@ -80,7 +80,8 @@ def encode(
                                                        "or av1, hevc, avif (independent intra pictures)."),
     seed: Optional[int] = typer.Option(None, help="Decoder noise seed stored in the stream (derived from the "
                                                   "coded content if unset)."),
-    effort: int = typer.Option(1, help="0: no model in the loop (fastest); 1: keyframe plans are tried with the "
+    effort: int = typer.Option(1, help="0: no model in the loop, faster keyframe coding (fastest); 1: keyframe "
+                                       "coding at SVT-AV1 preset 2 and keyframe plans tried with the "
                                        "decoder's interpolator; 2: it also drops the tracks it predicts by itself."),
     models: str = typer.Option("default", help="Model set the stream is made for (its interpolator runs in "
                                                "the loop at --effort 1 and 2)."),

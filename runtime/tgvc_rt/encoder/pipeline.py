@@ -43,12 +43,13 @@ class EncodeOptions:
     selection: SelectionOptions = field(default_factory=SelectionOptions)
     trajectories: TrajectoryCodingOptions = field(default_factory=TrajectoryCodingOptions)
     keyframe_codec: str = keyframe_formats.DEFAULT_CODEC   # see codec/keyframe_formats.py
-    keyframe_stream: KeyframeStreamOptions = field(default_factory=KeyframeStreamOptions)  # the sequence codecs'
-    #                                  settings (intra period, SVT-AV1 preset, ...)
+    keyframe_stream: KeyframeStreamOptions | None = None  # the sequence codecs' settings (intra period, SVT-AV1
+    #                                  preset, ...); None: by effort (keyframe_stream_options)
     seed: int | None = None          # decoder noise seed in the header (content_seed when None)
     model_set_hash: bytes = field(default_factory=default_model_set_hash)  # names the decoder's model set
-    effort: int = 1                  # 0: no model in the loop; 1: keyframe plans tried with the decoder's
-    #                                  interpolator (keyframe_trial.py); 2: also prunes the tracks it predicts by
+    effort: int = 1                  # 0: no model in the loop, SVT-AV1 preset 4; 1: keyframe plans tried with the
+    #                                  decoder's interpolator (keyframe_trial.py), keyframes coded at SVT-AV1 preset 2
+    #                                  (EFFORT_AV1_PRESET); 2: also prunes the tracks it predicts by
     #                                  itself. 1 and 2 need the model set's interpolator. Effort 1 vs 0, JOD / VMAF at
     #                                  0.005 bpp: foreman 6.78 / 35.1 vs 6.54 / 36.8, bikes 6.28 / 39.1 vs 5.81 / 31.3,
     #                                  flower 7.50 / 58.7 vs 7.53 / 58.3, the other three unchanged: mean 6.35 / 36.2
@@ -82,6 +83,20 @@ class EncodeResult:
 
     width: int = 0
     height: int = 0
+
+
+EFFORT_AV1_PRESET = 2  # SVT-AV1 preset of the final keyframe coding at effort >= 1 (effort 0 keeps the codec's 4).
+#                        Six clips at 0.005 bpp, preset 2 vs 4: JOD better on all six (mean 6.47 vs 6.41, VMAF 37.7 vs
+#                        36.9; results/interp_sweep_preset.json); foreman's keyframes took 19.8 s instead of 7.7 s
+
+
+def keyframe_stream_options(options: EncodeOptions) -> KeyframeStreamOptions:
+    """The keyframe coder's settings: ``options.keyframe_stream``, else the codec's defaults with the slower,
+    better SVT-AV1 preset at effort 1 and 2."""
+    if options.keyframe_stream is not None:
+        return options.keyframe_stream
+    defaults = KeyframeStreamOptions()
+    return defaults if options.effort == 0 else replace(defaults, av1_preset=EFFORT_AV1_PRESET)
 
 
 def _open_probe(options: EncodeOptions) -> InterpolatorProbe | None:
@@ -256,7 +271,7 @@ def _encode_chunk(chunk: np.ndarray, offset: int, meta: VideoMeta, options: Enco
 
     t0 = time.perf_counter()
     coded = encode_keyframes(chunk, new_keys(local), content - sum(map(len, payloads)), options.keyframe_codec,
-                             options.keyframe_stream)
+                             keyframe_stream_options(options))
     seconds["code_keyframes"] = seconds.get("code_keyframes", 0.0) + time.perf_counter() - t0
 
     plan.keyframes += [offset + k for k in new_keys(local)]
