@@ -179,23 +179,6 @@ def _throughput(data: bytes, point: BenchPoint, streams: int, frames: int) -> di
     return {"streams": streams, "wall_s": wall, "frames_per_s": streams * frames / wall}
 
 
-def gpu_info() -> dict | None:
-    """Name and driver of GPU 0 through cuda-python, None where there is none."""
-    from .backends.select import gpu_status
-
-    ok, _ = gpu_status()
-    if not ok:
-        return None
-    try:
-        from .kernels.cuda_api import open_api
-
-        api = open_api()
-        version = api.drv.cuDriverGetVersion()[1] if hasattr(api, "drv") else None
-        return {"name": api.device_name(), "compute_capability": api.compute_capability(), "driver_api": version}
-    except Exception as err:  # noqa: BLE001 - a description, not a requirement
-        return {"error": str(err)}
-
-
 def _cell(stats: dict | None) -> str:
     return "–" if stats is None else f"{stats['mean_s'] * 1e3:.1f} ± {stats['stdev_s'] * 1e3:.1f}"
 
@@ -246,6 +229,8 @@ def run_bench(path: Path, points: list[BenchPoint], frames: int | None, repeat: 
         "clip": str(path), "frames": n, "size": f"{meta.width}x{meta.height}", "repeat": repeat, "warmup": 1,
         "seed": 0, "sweep": sweep, "streams": streams})
     if any(p.device != "cpu" for p in points):
+        from .backends.select import gpu_info
+
         result["gpu"] = gpu_info()
     commit = result["commit"] or "unknown commit"
     emit(f"{Path(path).name} {meta.width}x{meta.height}, {n} frames: 1 warm-up + {repeat} timed runs a row, "

@@ -116,6 +116,29 @@ class DeviceModel(Protocol):
     def run(self, inputs: dict[str, Buffer]) -> dict[str, Buffer]: ...
 
 
+class Staging:
+    """Named device buffers rewritten in place while their shape and dtype stay (the loops' small per-batch and
+    per-step inputs): ``put(name, array)`` uploads once, then writes."""
+
+    def __init__(self, device: Device):
+        self.device, self.bufs = device, {}
+
+    def put(self, name: str, array: np.ndarray):
+        array = np.ascontiguousarray(array)
+        buf = self.bufs.get(name)
+        if buf is None or tuple(buf.shape) != array.shape or buf.dtype != array.dtype:
+            if buf is not None:
+                self.device.release(buf)
+            buf = self.bufs[name] = self.device.upload(array)
+        else:
+            self.device.write(buf, array)
+        return buf
+
+    def release(self) -> None:
+        self.device.release(*self.bufs.values())
+        self.bufs = {}
+
+
 # --- NumPy emulation -----------------------------------------------------------------------------
 @dataclass
 class HostBuffer:

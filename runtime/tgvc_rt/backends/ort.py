@@ -27,8 +27,6 @@ _PROVIDERS = {
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
 _BACKEND_DEVICE = {"cpu": "cpu", "ort-cuda": "cuda", "ort-tensorrt": "tensorrt"}
-_PROVIDER_BACKEND = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "ort-cuda",
-                     "TensorrtExecutionProvider": "ort-tensorrt"}
 _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
              "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
@@ -131,7 +129,9 @@ class OrtSession(Session):
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
                  io_binding: bool = True, backend: str | None = None, gpu: GpuOptions = GpuOptions()):
         if backend is None:  # a device string: the first of its providers that onnxruntime offers
-            backend = _PROVIDER_BACKEND[providers_for(device)[0]]
+            from tgvc_rt.backends.select import ORT_PROVIDER
+
+            backend = {p: b for b, p in ORT_PROVIDER.items()}[providers_for(device)[0]]
         self._sess = _load(Path(path), backend, threads, gpu)
         self.backend = backend
         self.providers = self._sess.get_providers()

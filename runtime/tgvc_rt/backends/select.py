@@ -68,22 +68,24 @@ class BackendChoice:
 
 def gpu_status() -> tuple[bool, str]:
     """Whether a CUDA GPU is reachable through cuda-python's driver API, and if not why."""
-    from tgvc_rt.kernels.cuda_api import CudaUnavailable, import_driver
+    from tgvc_rt.kernels.cuda_api import gpu_count
 
+    count, why = gpu_count()
+    return count > 0, why
+
+
+def gpu_info() -> dict | None:
+    """Name, compute capability and driver version of GPU 0, None where there is none."""
+    if not gpu_status()[0]:
+        return None
     try:
-        drv = import_driver()
-    except CudaUnavailable as err:
-        return False, str(err)
-    try:
-        err = drv.cuInit(0)[0]
-        if int(err) != 0:
-            return False, f"no CUDA driver or GPU (cuInit: {err})"
-        err, count = drv.cuDeviceGetCount()
-        if int(err) != 0 or count < 1:
-            return False, "no CUDA GPU found"
-    except Exception as err:  # noqa: BLE001 - any driver trouble means "no GPU"
-        return False, f"CUDA driver unavailable: {err}"
-    return True, ""
+        from tgvc_rt.kernels.cuda_api import open_api
+
+        api = open_api()
+        version = api.drv.cuDriverGetVersion()[1] if hasattr(api, "drv") else None
+        return {"name": api.device_name(), "compute_capability": api.compute_capability(), "driver_api": version}
+    except Exception as err:  # noqa: BLE001 - a description, not a requirement
+        return {"error": str(err)}
 
 
 def _ort_providers() -> list[str]:
@@ -157,15 +159,10 @@ def _versions() -> str:
             parts.append(f"{dist} {version(dist)}")
         except PackageNotFoundError:
             continue
-    ok, _ = gpu_status()
-    if ok:
-        try:
-            from tgvc_rt.kernels.cuda_api import open_api
-
-            api = open_api()
-            parts.append(f"GPU {api.device_name()} (sm_{api.compute_capability()})")
-        except Exception as err:  # noqa: BLE001 - a description
-            parts.append(f"GPU unusable: {err}")
+    gpu = gpu_info()
+    if gpu is not None:
+        parts.append(f"GPU {gpu['name']} (sm_{gpu['compute_capability']})" if "name" in gpu
+                     else f"GPU unusable: {gpu['error']}")
     return "installed: " + (", ".join(parts) if parts else "no model runtime")
 
 

@@ -52,22 +52,12 @@ def tensorrt_status() -> tuple[bool, str]:
         trt, flavour = import_tensorrt()
     except Exception as err:  # noqa: BLE001 - TgvcError, or a broken install (missing libraries)
         return False, str(err).splitlines()[0] if str(err) else "TensorRT cannot be imported"
-    try:
-        from tgvc_rt.kernels.cuda_api import import_driver
+    from tgvc_rt.kernels.cuda_api import gpu_count
 
-        driver = import_driver()
-    except Exception:  # noqa: BLE001
-        return False, "cuda-python is not installed (pip install 'tgvc-rt[gpu]')"
-    try:
-        err = driver.cuInit(0)[0]
-        if int(err) != 0:
-            return False, f"no usable CUDA driver ({err})"
-        err, count = driver.cuDeviceGetCount()
-        if int(err) != 0 or int(count) < 1:
-            return False, "no NVIDIA GPU found"
-    except Exception as err:  # noqa: BLE001 - no libcuda.so and the like
-        return False, f"CUDA driver unavailable: {err}"
-    return True, f"{flavour} {trt.__version__}, {int(count)} GPU(s)"
+    count, why = gpu_count()
+    if not count:
+        return False, why
+    return True, f"{flavour} {trt.__version__}, {count} GPU(s)"
 
 
 def _np_dtype(trt_dtype) -> np.dtype:

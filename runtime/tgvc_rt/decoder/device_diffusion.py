@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tgvc_rt.backends.device import Device, DeviceModel
+from tgvc_rt.backends.device import Device, DeviceModel, Staging
 from tgvc_rt.diffusion.guidance import latent_positions, num_pairs
 from tgvc_rt.diffusion.schedules import start_timestep, timesteps_for
 from tgvc_rt.diffusion.window import COND_CHANNELS, plan_windows
@@ -196,12 +196,12 @@ class _Group:
             stepper = dev.guided_stepper(ref, self.pos_all[:, s:e + 1], self.vis_all[:, s:e + 1], x.shape,
                                          self.guidance_factory)
         scale = opts.guidance_scale * (self.tracks.num_tracks * num_pairs(n) if self.guide else 1)
-        t_buf = None
+        staging = Staging(dev)
         try:
             for i, t in enumerate(self.timesteps.tolist()):
                 a = float(self.abar[t])
                 a_prev = float(self.abar[self.timesteps[i + 1]]) if i + 1 < len(self.timesteps) else 1.0
-                t_buf = _put(dev, t_buf, np.array([t], np.float32))
+                t_buf = staging.put("t", np.array([t], np.float32))
                 eps = self.models.unet.run({"sample": x.reshape((1, *x.shape)), "timestep": t_buf,
                                             "cond": cond.reshape((1, *cond.shape))})["eps"]
                 eps = eps.reshape(x.shape)
@@ -212,7 +212,8 @@ class _Group:
         finally:
             if stepper is not None:
                 stepper.close()
-            dev.release(ref, *([t_buf] if t_buf is not None else []))
+            staging.release()
+            dev.release(ref)
 
     def _output(self, x, zw, s, e) -> Iterator[np.ndarray]:
         """Frames s+1 .. min(e, F-2), a VAE batch at a time."""
@@ -264,9 +265,3 @@ class _Group:
         self.device.release(*self.owned, *self.zn.values())
         self.zn = {}
 
-
-def _put(device, buf, array):
-    if buf is None:
-        return device.upload(array)
-    device.write(buf, array)
-    return buf

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from tgvc_rt.backends.device import Device, DeviceModel
+from tgvc_rt.backends.device import Device, DeviceModel, Staging
 from tgvc_rt.decoder.group import check_keys
 from tgvc_rt.decoder.interpolate import InterpOptions, guide_input, iter_batch_inputs, scaled_inputs, work_scale
 from tgvc_rt.models.interpolator import padded_size
@@ -29,28 +29,6 @@ from tgvc_rt.types import Tracks
 def supported(height: int, width: int, options: InterpOptions) -> bool:
     """Whether frames of this size are interpolated on the device (not the half-size path)."""
     return work_scale(height, width, options) >= 1.0
-
-
-class _Staging:
-    """Named device buffers rewritten in place while the shape stays (the tracks' per-batch inputs)."""
-
-    def __init__(self, device: Device):
-        self.device, self.bufs = device, {}
-
-    def put(self, name: str, array: np.ndarray):
-        array = np.ascontiguousarray(array)
-        buf = self.bufs.get(name)
-        if buf is None or tuple(buf.shape) != array.shape or buf.dtype != array.dtype:
-            if buf is not None:
-                self.device.release(buf)
-            buf = self.bufs[name] = self.device.upload(array)
-        else:
-            self.device.write(buf, array)
-        return buf
-
-    def release(self) -> None:
-        self.device.release(*self.bufs.values())
-        self.bufs = {}
 
 
 def iter_group_device(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, device: Device, model: DeviceModel,
@@ -80,7 +58,7 @@ def _inner_frames(key_a: np.ndarray, key_b: np.ndarray, tracks: Tracks, device: 
         device.image_input(key, image)
     flow, weight = device.empty((most, 4, hp, wp)), device.empty((most, 1, hp, wp))
     out = device.empty((most, height, width, 3), np.uint8)
-    staging = _Staging(device)
+    staging = Staging(device)
     guide = staging.put("guide", guide_input(scaled, options))
     zeroed = False
     try:

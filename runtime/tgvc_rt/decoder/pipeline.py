@@ -208,8 +208,6 @@ def iter_decoded_frames(stream: bytes | Bitstream, options: DecodeOptions = Deco
     reader = KeyframeReader(h.keyframe_codec, h.width, h.height)
     t0 = time.perf_counter()
     models = _open_model_set(bs, options) if options.mode in MODEL_MODES else None
-    if models is not None:
-        stats.backend = models.backend.describe()
     device = _open_device(models, options, stats) if models is not None else None
     if device is not None and options.device_loop == "auto":
         for key in ("interpolator", *(("vae_encoder", "vae_decoder", "unet") if options.mode == "diffusion" else ())):
@@ -218,6 +216,7 @@ def iter_decoded_frames(stream: bytes | Bitstream, options: DecodeOptions = Deco
         if not models.backend.on_gpu:  # the GPU backend could not start a model: the chain went on to the CPU
             device.close()
             device, stats.loop = None, "host"
+    if models is not None:
         stats.backend = models.backend.describe()
     interpolate = _open_interpolator(models, options, device)
     diffuse = _open_diffusion(bs, models, options, device) if options.mode == "diffusion" else None

@@ -75,14 +75,11 @@ class EncodeResult:
     seconds: dict[str, float]
     frames: int = 0
     chunks: int = 1
-
-    def bpp(self, video: Video | None = None) -> float:
-        if video is not None:
-            return len(self.data) * 8 / (video.meta.width * video.meta.height * len(video))
-        return len(self.data) * 8 / (self.width * self.height * self.frames)
-
     width: int = 0
     height: int = 0
+
+    def bpp(self) -> float:
+        return len(self.data) * 8 / (self.width * self.height * self.frames)
 
 
 EFFORT_AV1_PRESET = 2  # SVT-AV1 preset of the final keyframe coding at effort >= 1 (effort 0 keeps the codec's 4).

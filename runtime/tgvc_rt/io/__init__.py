@@ -70,11 +70,10 @@ def iter_frames(path: str | os.PathLike, max_frames: int | None = None,
         yield meta, frame
 
 
-def open_frames(path: str | os.PathLike, max_frames: int | None = None, resize: tuple[int, int] | None = None
-                ) -> tuple[VideoMeta, Iterator[np.ndarray], int | None]:
-    """A video as a stream: (meta, iterator over its RGB uint8 frames, frame count where cheap to know: y4m
-    files, else None). The first frame is read here, so a missing, unreadable or empty input is an error
-    before any work; the rest are read as the iterator is consumed (the whole video is never in memory)."""
+def _started(path: str | os.PathLike, max_frames: int | None, resize: tuple[int, int] | None
+             ) -> tuple[str | os.PathLike, VideoMeta, Iterator[np.ndarray]]:
+    """(name for messages, meta, all frames) with the first frame already read: a missing, unreadable or empty
+    input is an error here, before any work."""
     if max_frames is not None and max_frames <= 0:
         raise OptionError("--frames must be a positive number")
     name = STDIN_NAME if is_stdio(path) else path
@@ -82,34 +81,38 @@ def open_frames(path: str | os.PathLike, max_frames: int | None = None, resize: 
     first = next(source, None)
     if first is None:
         raise InputError(f"{name}: the video has no frames")
-    meta = first[0]
-    total = None
-    if not is_stdio(path) and Path(path).suffix.lower() == ".y4m":
-        frame_bytes = read_y4m_header(path).frame_size + len(b"FRAME\n")
-        total = os.path.getsize(path) // frame_bytes
-        total = min(total, max_frames) if max_frames else total
 
     def frames() -> Iterator[np.ndarray]:
         yield first[1]
         for _, frame in source:
             yield frame
 
-    return meta, frames(), total
+    return name, first[0], frames()
+
+
+def open_frames(path: str | os.PathLike, max_frames: int | None = None, resize: tuple[int, int] | None = None
+                ) -> tuple[VideoMeta, Iterator[np.ndarray], int | None]:
+    """A video as a stream: (meta, iterator over its RGB uint8 frames, frame count where cheap to know: y4m
+    files, else None). The first frame is read here, so a missing, unreadable or empty input is an error
+    before any work; the rest are read as the iterator is consumed (the whole video is never in memory)."""
+    _, meta, frames = _started(path, max_frames, resize)
+    total = None
+    if not is_stdio(path) and Path(path).suffix.lower() == ".y4m":
+        frame_bytes = read_y4m_header(path).frame_size + len(b"FRAME\n")
+        total = os.path.getsize(path) // frame_bytes
+        total = min(total, max_frames) if max_frames else total
+    return meta, frames, total
 
 
 def read_video(path: str | os.PathLike, max_frames: int | None = None,
                resize: tuple[int, int] | None = None) -> Video:
     """Read a whole clip into memory as RGB uint8 [N, H, W, 3] (from standard input too: ``-``)."""
-    if max_frames is not None and max_frames <= 0:
-        raise OptionError("--frames must be a positive number")
-    frames, meta = [], None
-    name = STDIN_NAME if is_stdio(path) else path
-    for meta, frame in iter_frames(path, max_frames, resize):
+    name, meta, source = _started(path, max_frames, resize)
+    frames = []
+    for frame in source:
         frames.append(frame)
         if len(frames) > MAX_FRAMES_IN_MEMORY:
             raise InputError(f"{name}: more than {MAX_FRAMES_IN_MEMORY} frames; use --frames")
-    if not frames or meta is None:
-        raise InputError(f"{name}: the video has no frames")
     return Video(np.stack(frames), meta)
 
 

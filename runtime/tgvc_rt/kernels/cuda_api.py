@@ -31,6 +31,24 @@ def import_driver():
         raise CudaUnavailable("cuda-python is not installed (pip install 'tgvc-rt[gpu]')") from err
 
 
+def gpu_count() -> tuple[int, str]:
+    """How many CUDA GPUs cuda-python's driver API reaches, and, when none, why (one line; never raises)."""
+    try:
+        drv = import_driver()
+    except Exception:  # noqa: BLE001 - CudaUnavailable, or a broken install
+        return 0, "cuda-python is not installed (pip install 'tgvc-rt[gpu]')"
+    try:
+        err = drv.cuInit(0)[0]
+        if int(err) != 0:
+            return 0, f"no usable CUDA driver ({err})"
+        err, count = drv.cuDeviceGetCount()
+        if int(err) != 0 or int(count) < 1:
+            return 0, "no NVIDIA GPU found"
+    except Exception as err:  # noqa: BLE001 - no libcuda.so and the like
+        return 0, f"CUDA driver unavailable: {err}"
+    return int(count), ""
+
+
 class CudaPythonApi:
     """cuda-python driver API on the device's primary context (shared with torch/ORT/cupy)."""
 
