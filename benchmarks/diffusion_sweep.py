@@ -48,19 +48,20 @@ def decode_options(config: dict) -> DecodeOptions:
     return opts
 
 
-def run_clip(src: Path, bpp: float, configs: dict, metrics: tuple[str, ...], work: Path) -> list[dict]:
+def run_clip(src: Path, bpp: float, configs: dict, metrics: tuple[str, ...], work: Path,
+             baselines: tuple[str, ...] = ("warp",), epe: bool = True) -> list[dict]:
     video = read_video(src)
     data = encode_video(video, EncodeOptions(rate=RateOptions(bpp=bpp), seed=0,
                                              model_set_hash=default_model_set_hash())).data
     tgv = work / f"{src.stem}.tgv"
     tgv.write_bytes(data)
     rows = []
-    settings = {"warp": DecodeOptions(mode="warp"), **{k: decode_options(v) for k, v in configs.items()}}
+    settings = {**{b: DecodeOptions(mode=b) for b in baselines}, **{k: decode_options(v) for k, v in configs.items()}}
     for name, opts in settings.items():
         t0 = time.perf_counter()
         frames = np.stack(list(iter_decoded_frames(data, opts)))
         seconds = time.perf_counter() - t0
-        rows.append(measure(src, frames, data, tgv, name, metrics, work,
+        rows.append(measure(src, frames, data, tgv, name, metrics, work, epe=epe,
                             config=configs.get(name, {}), decode_s=seconds))
     return rows
 
@@ -88,15 +89,30 @@ def main(argv=None) -> int:
     ap.add_argument("--bpp", type=float, default=0.005)
     ap.add_argument("--configs", default='{"steps1": {"steps": 1}, "steps6": {"steps": 6}}')
     ap.add_argument("--metrics", nargs="+", default=["psnr", "msssim", "vmaf", "cvvdp"])
+    ap.add_argument("--baselines", nargs="+", default=["warp"], choices=["warp", "interp"],
+                    help="decode modes measured beside the diffusion settings (the default decode is interp)")
+    ap.add_argument("--no-epe", action="store_true", help="skip the motion-fidelity EPE (re-tracking)")
     ap.add_argument("--out", default="benchmarks/results/diffusion_sweep.json")
     args = ap.parse_args(argv)
     configs = json.loads(args.configs)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for clip in args.clips:
-            rows += run_clip(Path(args.clips_dir) / f"{clip}.y4m", args.bpp, configs, tuple(args.metrics), Path(tmp))
-    write_result("diffusion_sweep", args, rows)
+            rows += run_clip(Path(args.clips_dir) / f"{clip}.y4m", args.bpp, configs, tuple(args.metrics), Path(tmp),
+                             tuple(args.baselines), not args.no_epe)
+    write_result("diffusion_sweep", args, rows, means=means(rows))
     return 0
+
+
+def means(rows: list[dict]) -> dict:
+    """Per setting, the mean of each metric over the clips."""
+    out: dict[str, dict] = {}
+    for name in dict.fromkeys(r["setting"] for r in rows):
+        sel = [r for r in rows if r["setting"] == name]
+        out[name] = {k: float(np.mean([r[k] for r in sel])) for k in ("psnr_y", "msssim_y", "vmaf", "jod", "decode_s")
+                     if all(r.get(k) is not None for r in sel)}
+        out[name]["clips"] = len(sel)
+    return out
 
 
 SETTING_KEYS = ("clip", "setting", "config", "target_bpp", "encode", "track_share")  # what a row varies

@@ -1,4 +1,4 @@
-"""``python -m tgvc_export <command>`` (run from export/): cache-latents, train-unet, export, time, eval-refine, make-warp-data, finetune-unet,
+"""``python -m tgvc_export <command>`` (run from export/): cache-latents, train-unet, export, time, eval-refine, make-warp-data, make-interp-data, train-refine, finetune-unet,
 eval-warp, roundtrip, export-interpolator, restamp."""
 from __future__ import annotations
 
@@ -36,6 +36,29 @@ def main(argv: list[str] | None = None) -> None:
     wd = sub.add_parser("make-warp-data", help="real warp decoder output of the shared clips as TAEF2 latents")
     wd.add_argument("--bpp", type=float, nargs="+", default=[0.005, 0.01], help="rates of the encodes")
     wd.add_argument("--force", action="store_true", help="re-make cached files")
+    idd = sub.add_parser("make-interp-data", help="real interp decoder output of the shared clips (frames + latents)")
+    idd.add_argument("--bpp", type=float, nargs="+", default=[0.003, 0.005, 0.01], help="rates of the encodes")
+    idd.add_argument("--force", action="store_true", help="re-make cached files")
+    idd.add_argument("--synthetic", type=int, default=0, help="instead: this many synthetic-motion clips from stills")
+    idd.add_argument("--stills", default="cache/stills_raw", help="unpacked wallpaper packages (synthetic_clips.py)")
+    idd.add_argument("--seed", type=int, default=0, help="seed of the synthetic clips")
+    rf = sub.add_parser("train-refine", help="train the UNet as the interp decoder's refiner, end to end")
+    rf.add_argument("--steps", type=int, default=2000)
+    rf.add_argument("--batch", type=int, default=4)
+    rf.add_argument("--lr", type=float, default=1e-4)
+    rf.add_argument("--crop", type=int, default=12, help="latent crop side")
+    rf.add_argument("--frames", type=int, default=3, help="in-between frames decoded per crop")
+    rf.add_argument("--blur", type=float, default=4.0, help="residual blur sigma (px) of the decoder")
+    rf.add_argument("--t-lo", type=int, default=50)
+    rf.add_argument("--t-hi", type=int, default=250)
+    rf.add_argument("--val-every", type=int, default=200)
+    rf.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    rf.add_argument("--keep-out", action="store_true", help="keep the initial UNet's output conv (default: zero it)")
+    rf.add_argument("--synthetic", type=int, default=0, help="synthetic-motion clips added to the training set")
+    rf.add_argument("--seed", type=int, default=0)
+    rf.add_argument("--max-minutes", type=float, default=0.0, help="stop early after this wall time (0: never)")
+    rf.add_argument("--init", default=None, help="checkpoint to start from (default: checkpoints/unet_default.pt)")
+    rf.add_argument("--out-dir", default="cache/refine", help="where unet_default.pt goes")
     ft = sub.add_parser("finetune-unet", help="fine-tune the UNet on the real warp decoder data")
     ft.add_argument("--steps", type=int, default=3000)
     ft.add_argument("--batch", type=int, default=4)
@@ -101,6 +124,23 @@ def main(argv: list[str] | None = None) -> None:
         from .warp_data import make_warp_data
 
         print(json.dumps(make_warp_data(VAL_CLIPS + TRAIN_CLIPS, tuple(args.bpp), force=args.force), indent=1))
+    elif args.command == "make-interp-data":
+        from .data import TRAIN_CLIPS, VAL_CLIPS
+        from .interp_data import make_interp_data, make_synth_interp_data
+        if args.synthetic:
+            print(json.dumps(make_synth_interp_data(Path(args.stills), args.synthetic, args.seed, tuple(args.bpp)),
+                             indent=1))
+        else:
+            print(json.dumps(make_interp_data(VAL_CLIPS + TRAIN_CLIPS, tuple(args.bpp), force=args.force), indent=1))
+    elif args.command == "train-refine":
+        from .train_refine import RefineConfig, train_refine
+        cfg = RefineConfig(steps=args.steps, batch=args.batch, lr=args.lr, crop=args.crop, frames=args.frames,
+                           blur=args.blur, t_lo=args.t_lo, t_hi=args.t_hi, val_every=args.val_every,
+                           threads=args.threads, seed=args.seed, zero_out=not args.keep_out,
+                           synthetic=args.synthetic,
+                           max_minutes=args.max_minutes, **({"init": args.init} if args.init else {}))
+        rec = train_refine(cfg, Path(args.out_dir))
+        print(json.dumps({k: rec[k] for k in ("steps", "train_minutes")} | {"last": rec["history"][-1]}, indent=1))
     elif args.command == "finetune-unet":
         from .train_warp import FinetuneConfig, finetune
         from .train_unet import CHECKPOINT_DIR
