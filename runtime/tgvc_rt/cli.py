@@ -319,7 +319,8 @@ def build_engines(
 def bench(
     input: Path = typer.Argument(..., help="Clip to measure on (.y4m)."),
     bpp: str = typer.Option("0.005", help="Target bits per pixel; a comma-separated list sweeps them."),
-    mode: str = typer.Option("warp", help="Decoder mode(s): interp, warp, diffusion; comma-separated to sweep."),
+    mode: str = typer.Option("interp", help="Decoder mode(s): interp (the decode default), warp, diffusion; "
+                                              "comma-separated to sweep."),
     threads: Optional[str] = typer.Option(None, help="Models: CPU threads for ONNX Runtime; comma-separated to "
                                                      "sweep (default: its own)."),
     device: str = typer.Option("cpu", help="Models: cpu, cuda, tensorrt or auto; comma-separated to sweep."),
