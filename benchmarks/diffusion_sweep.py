@@ -48,8 +48,43 @@ def decode_options(config: dict) -> DecodeOptions:
     return opts
 
 
+ORACLES = ("lowfreq4", "latent4", "latent0")
+
+
+def oracle_frames(kind: str, frames: np.ndarray, truth: np.ndarray, keys: set[int]) -> np.ndarray:
+    """What a refiner of ``frames`` that knew the truth could reach, in-between frames only (keyframes kept):
+
+    * ``lowfreq4``: ``frames + blur_4px(truth - frames)``: the best correction of the residual output's
+      band (its Gaussian, sigma 4 px), in pixels;
+    * ``latent4`` / ``latent0``: ``frames + blur(D(E(truth)) - D(E(frames)))``: the residual output of a
+      perfect latent refiner (x0 = the true frame's TAEF2 latent), with the decoder's blur (sigma 4) / none.
+    """
+    import cv2
+
+    from tgvc_rt.decoder.diffusion import _pad8
+    from tgvc_rt.models import load_model_set
+
+    idx = [f for f in range(len(frames)) if f not in keys]
+    out = frames.copy()
+    h, w = frames.shape[1:3]
+    ae = load_model_set("default").autoencoder(batch=4) if kind.startswith("latent") else None
+    sigma = {"lowfreq4": 4.0, "latent4": 4.0, "latent0": 0.0}[kind]
+    for i in range(0, len(idx), 8):
+        sel = idx[i:i + 8]
+        f, t = frames[sel].astype(np.float32), truth[sel].astype(np.float32)
+        if ae is None:
+            change = t - f
+        else:
+            change = (ae.decode_float(ae.encode(_pad8(truth[sel])))
+                      - ae.decode_float(ae.encode(_pad8(frames[sel]))))[:, :h, :w]
+        if sigma > 0:
+            change = np.stack([cv2.GaussianBlur(c, (0, 0), sigma) for c in change])
+        out[sel] = np.clip(np.rint(f + change), 0, 255).astype(np.uint8)
+    return out
+
+
 def run_clip(src: Path, bpp: float, configs: dict, metrics: tuple[str, ...], work: Path,
-             baselines: tuple[str, ...] = ("warp",), epe: bool = True) -> list[dict]:
+             baselines: tuple[str, ...] = ("warp",), epe: bool = True, oracles: tuple[str, ...] = ()) -> list[dict]:
     video = read_video(src)
     data = encode_video(video, EncodeOptions(rate=RateOptions(bpp=bpp), seed=0,
                                              model_set_hash=default_model_set_hash())).data
@@ -63,6 +98,11 @@ def run_clip(src: Path, bpp: float, configs: dict, metrics: tuple[str, ...], wor
         seconds = time.perf_counter() - t0
         rows.append(measure(src, frames, data, tgv, name, metrics, work, epe=epe,
                             config=configs.get(name, {}), decode_s=seconds))
+        if name == "interp" and oracles:
+            keys = {f for g in read_bitstream(data).groups for f in (g.start, g.end)}
+            for kind in oracles:
+                rows.append(measure(src, oracle_frames(kind, frames, video.frames, keys), data, tgv,
+                                    f"oracle_{kind}", metrics, work, epe=False))
     return rows
 
 
@@ -92,6 +132,8 @@ def main(argv=None) -> int:
     ap.add_argument("--baselines", nargs="+", default=["warp"], choices=["warp", "interp"],
                     help="decode modes measured beside the diffusion settings (the default decode is interp)")
     ap.add_argument("--no-epe", action="store_true", help="skip the motion-fidelity EPE (re-tracking)")
+    ap.add_argument("--oracles", nargs="*", default=[], choices=ORACLES,
+                    help="rows of refiners of the interp frames that know the truth (oracle_frames; needs interp)")
     ap.add_argument("--out", default="benchmarks/results/diffusion_sweep.json")
     args = ap.parse_args(argv)
     configs = json.loads(args.configs)
@@ -99,7 +141,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for clip in args.clips:
             rows += run_clip(Path(args.clips_dir) / f"{clip}.y4m", args.bpp, configs, tuple(args.metrics), Path(tmp),
-                             tuple(args.baselines), not args.no_epe)
+                             tuple(args.baselines), not args.no_epe, tuple(args.oracles))
     write_result("diffusion_sweep", args, rows, means=means(rows))
     return 0
 

@@ -28,6 +28,7 @@ import torch
 from .data import TRAIN_CLIPS, VAL_CLIPS, VIDEO_DIR, crop_to_multiple
 from .latents import CACHE_DIR, encode_frames
 from .taef2 import load_taef2
+from .warp_data import cache_decoded, code_clip
 
 RATES = (0.003, 0.005, 0.01)  # bits per pixel of the training encodes (around the 0.005 operating point)
 
@@ -57,48 +58,13 @@ def decode_interp(clip: str, bpp: float, video_dir: Path = VIDEO_DIR, seed: int 
     """(decoded RGB uint8 [N, H, W, 3], groups [G, 2], stream bytes) of one clip at ``bpp``, default decode."""
     from tgvc_rt.io import read_video
 
-    return code_interp(read_video(video_dir / f"{clip}.y4m"), bpp, seed)
-
-
-def code_interp(video, bpp: float, seed: int = 0, effort: int = 1):
-    """(decoded RGB uint8 [N, H, W, 3], groups [G, 2], stream bytes) of a ``tgvc_rt.types.Video`` at ``bpp``."""
-    from tgvc_rt.bitstream import read_bitstream
-    from tgvc_rt.decoder.pipeline import DecodeOptions, iter_decoded_frames
-    from tgvc_rt.encoder.pipeline import EncodeOptions, encode_video
-    from tgvc_rt.encoder.ratecontrol import RateOptions
-
-    data = encode_video(video, EncodeOptions(rate=RateOptions(bpp=bpp), seed=seed, effort=effort)).data
-    groups = np.array([(g.start, g.end) for g in read_bitstream(data).groups], dtype=np.int64)
-    frames = np.stack(list(iter_decoded_frames(data, DecodeOptions(mode="interp"))))
-    if len(frames) != len(video):
-        raise ValueError(f"decoded {len(frames)} frames, the clip has {len(video)}")
-    return frames, groups, len(data)
+    return code_clip(read_video(video_dir / f"{clip}.y4m"), bpp, "interp", seed)
 
 
 def make_interp_data(clips: tuple[str, ...] = TRAIN_CLIPS + VAL_CLIPS, rates: tuple[float, ...] = RATES,
                      cache_dir: Path = CACHE_DIR, force: bool = False) -> dict[str, dict]:
     """Encode/decode/VAE-encode every (clip, rate) not yet cached; returns a summary per file."""
-    torch.set_num_threads(2)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    encoder = load_taef2()[0]
-    summary = {}
-    for clip in clips:
-        for bpp in rates:
-            path = interp_path(clip, bpp, cache_dir)
-            if path.exists() and not force:
-                summary[path.name] = {"cached": True}
-                continue
-            t0 = time.time()
-            frames, groups, nbytes = decode_interp(clip, bpp)
-            t1 = time.time()
-            frames = np.ascontiguousarray(crop_to_multiple(frames))
-            with torch.no_grad():
-                lat = encode_frames(encoder, frames)
-            np.savez(path, frames=frames, latents=lat, groups=groups, bytes=nbytes)
-            summary[path.name] = {"frames": len(frames), "groups": len(groups), "bytes": nbytes,
-                                  "codec_s": round(t1 - t0, 1), "vae_s": round(time.time() - t1, 1)}
-            print(path.name, summary[path.name], flush=True)
-    return summary
+    return cache_decoded(clips, rates, interp_path, decode_interp, cache_dir, force, keep_frames=True)
 
 
 def synth_path(name: str, cache_dir: Path = CACHE_DIR) -> Path:
@@ -129,7 +95,7 @@ def make_synth_interp_data(stills_dir: Path, count: int, seed: int = 0, rates: t
         bpp = rates[i % len(rates)]
         t0 = time.time()
         video = Video(frames, VideoMeta(frames.shape[2], frames.shape[1], fps, 1))
-        decoded, groups, nbytes = code_interp(video, bpp, seed=0, effort=effort)
+        decoded, groups, nbytes = code_clip(video, bpp, "interp", seed=0, effort=effort)
         decoded = np.ascontiguousarray(crop_to_multiple(decoded))
         with torch.no_grad():
             lat = encode_frames(encoder, decoded)

@@ -2,7 +2,7 @@
 
 For every clip and rate, the real codec runs through its Python API (encode with
 ``tgvc_rt.encoder.pipeline.encode_video``, parse with ``tgvc_rt.bitstream.read_bitstream``,
-decode with ``tgvc_rt.decoder.pipeline.iter_decoded_frames`` in the default warp mode). The decoded
+decode with ``tgvc_rt.decoder.pipeline.iter_decoded_frames`` in warp mode). The decoded
 frames (keyframes as decoded, in-between frames from the warp decoder) are VAE-encoded with TAEF2
 and cached as ``export/cache/warp_<clip>_<bpp>.npz`` (git-ignored) with
 
@@ -16,13 +16,14 @@ The target (latents of the true frames) is the cache of ``latents.py`` (``latent
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .data import TRAIN_CLIPS, VAL_CLIPS, VIDEO_DIR
+from .data import TRAIN_CLIPS, VAL_CLIPS, VIDEO_DIR, crop_to_multiple
 from .latents import CACHE_DIR, encode_frames, load_latents
 from .taef2 import load_taef2
 
@@ -43,46 +44,62 @@ def warp_path(clip: str, bpp: float, cache_dir: Path = CACHE_DIR) -> Path:
     return cache_dir / f"warp_{clip}_{bpp:g}.npz"
 
 
-def decode_warp(clip: str, bpp: float, video_dir: Path = VIDEO_DIR, seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
-    """(decoded RGB uint8 [N, H, W, 3], groups [G, 2], stream bytes) of one clip at ``bpp``."""
+def code_clip(video, bpp: float, mode: str, seed: int = 0, effort: int = 1):
+    """(decoded RGB uint8 [N, H, W, 3], groups [G, 2], stream bytes) of a ``tgvc_rt.types.Video`` encoded at
+    ``bpp`` (default options but ``effort``) and decoded in decoder ``mode``."""
     from tgvc_rt.bitstream import read_bitstream
-    from tgvc_rt.decoder.pipeline import iter_decoded_frames
+    from tgvc_rt.decoder.pipeline import DecodeOptions, iter_decoded_frames
     from tgvc_rt.encoder.pipeline import EncodeOptions, encode_video
     from tgvc_rt.encoder.ratecontrol import RateOptions
-    from tgvc_rt.io import read_video
 
-    video = read_video(video_dir / f"{clip}.y4m")
-    data = encode_video(video, EncodeOptions(rate=RateOptions(bpp=bpp), seed=seed)).data
+    data = encode_video(video, EncodeOptions(rate=RateOptions(bpp=bpp), seed=seed, effort=effort)).data
     groups = np.array([(g.start, g.end) for g in read_bitstream(data).groups], dtype=np.int64)
-    frames = np.stack(list(iter_decoded_frames(data)))
+    frames = np.stack(list(iter_decoded_frames(data, DecodeOptions(mode=mode))))
     if len(frames) != len(video):
-        raise ValueError(f"{clip}: decoded {len(frames)} frames, the clip has {len(video)}")
+        raise ValueError(f"decoded {len(frames)} frames, the clip has {len(video)}")
     return frames, groups, len(data)
 
 
-def make_warp_data(clips: tuple[str, ...] = TRAIN_CLIPS + VAL_CLIPS, rates: tuple[float, ...] = RATES,
-                   cache_dir: Path = CACHE_DIR, force: bool = False) -> dict[str, dict]:
-    """Encode/decode/VAE-encode every (clip, rate) not yet cached; returns a summary per file."""
+def decode_warp(clip: str, bpp: float, video_dir: Path = VIDEO_DIR, seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """(decoded RGB uint8 [N, H, W, 3], groups [G, 2], stream bytes) of one clip at ``bpp``, warp decoder."""
+    from tgvc_rt.io import read_video
+
+    return code_clip(read_video(video_dir / f"{clip}.y4m"), bpp, "warp", seed)
+
+
+def cache_decoded(clips: tuple[str, ...], rates: tuple[float, ...], path_of: Callable[[str, float, Path], Path],
+                  decode: Callable[[str, float], tuple], cache_dir: Path = CACHE_DIR, force: bool = False,
+                  keep_frames: bool = False) -> dict[str, dict]:
+    """Encode/decode (``decode(clip, bpp)``)/VAE-encode every (clip, rate) not yet cached at ``path_of(clip, bpp,
+    cache_dir)``: ``latents``, ``groups``, ``bytes`` (and the decoded ``frames`` cropped to a multiple of 8 with
+    ``keep_frames``); returns a summary per file."""
     torch.set_num_threads(2)
     cache_dir.mkdir(parents=True, exist_ok=True)
     encoder = load_taef2()[0]
     summary = {}
     for clip in clips:
         for bpp in rates:
-            path = warp_path(clip, bpp, cache_dir)
+            path = path_of(clip, bpp, cache_dir)
             if path.exists() and not force:
                 summary[path.name] = {"cached": True}
                 continue
             t0 = time.time()
-            frames, groups, nbytes = decode_warp(clip, bpp)
+            frames, groups, nbytes = decode(clip, bpp)
             t1 = time.time()
-            h, w = frames.shape[1] // 8 * 8, frames.shape[2] // 8 * 8
-            lat = encode_frames(encoder, np.ascontiguousarray(frames[:, :h, :w]))
-            np.savez(path, latents=lat, groups=groups, bytes=nbytes)
+            frames = np.ascontiguousarray(crop_to_multiple(frames))
+            with torch.no_grad():
+                lat = encode_frames(encoder, frames)
+            np.savez(path, latents=lat, groups=groups, bytes=nbytes, **({"frames": frames} if keep_frames else {}))
             summary[path.name] = {"frames": len(frames), "groups": len(groups), "bytes": nbytes,
                                   "codec_s": round(t1 - t0, 1), "vae_s": round(time.time() - t1, 1)}
             print(path.name, summary[path.name], flush=True)
     return summary
+
+
+def make_warp_data(clips: tuple[str, ...] = TRAIN_CLIPS + VAL_CLIPS, rates: tuple[float, ...] = RATES,
+                   cache_dir: Path = CACHE_DIR, force: bool = False) -> dict[str, dict]:
+    """Encode/decode/VAE-encode every (clip, rate) not yet cached; returns a summary per file."""
+    return cache_decoded(clips, rates, warp_path, decode_warp, cache_dir, force)
 
 
 def load_warp_data(clips: tuple[str, ...], rates: tuple[float, ...] = RATES,
