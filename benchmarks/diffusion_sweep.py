@@ -164,7 +164,8 @@ def write_result(benchmark: str, args: argparse.Namespace, rows: list, **extra) 
     """The JSON every sweep writes to ``args.out`` (the harness schema): the options as its settings, a record
     per row (clip, setting and rate as its settings, ``decode_s`` as its decode stage, the metrics), then
     ``extra`` (e.g. the means over the clips)."""
-    result = script_result(benchmark, {**vars(args), "cvvdp_python": os.environ.get("TGVC_CVVDP_PYTHON")})
+    cvvdp = "own venv ($TGVC_CVVDP_PYTHON)" if os.environ.get("TGVC_CVVDP_PYTHON") else "this interpreter"
+    result = script_result(benchmark, {**vars(args), "cvvdp_python": cvvdp})
     for row in rows:
         settings = {k: row[k] for k in SETTING_KEYS if k in row}
         stages = {"decode": [row["decode_s"]]} if row.get("decode_s") is not None else {}
