@@ -44,16 +44,17 @@ def test_parse_list_converts_and_checks():
 
 
 def test_bench_defaults_match_the_api():
-    """The bench's single-value defaults are the encoder's (one source of truth for tuned values)."""
+    """The bench's single-value defaults are the encoder's and the decoder's (one source of truth)."""
     import inspect
 
     from tgvc_rt import cli
+    from tgvc_rt.decoder.pipeline import DecodeOptions
     from tgvc_rt.encoder.ratecontrol import RateOptions
 
     params = inspect.signature(cli.bench).parameters
     (point,) = parse_sweep(params["bpp"].default.default, params["mode"].default.default,
                            params["threads"].default.default, params["device"].default.default)
-    assert point == BenchPoint(RateOptions().bpp, "warp", None, "cpu")
+    assert point == BenchPoint(RateOptions().bpp, DecodeOptions().mode, None, "cpu")
 
 
 def test_device_sweep_and_unavailable_devices(monkeypatch):
