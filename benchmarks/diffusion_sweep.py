@@ -48,16 +48,19 @@ def decode_options(config: dict) -> DecodeOptions:
     return opts
 
 
-ORACLES = ("lowfreq4", "latent4", "latent0")
+ORACLES = {"lowfreq4": ("pixels", 4.0), "latent4": ("latent", 4.0), "latent0": ("latent", 0.0)}  # change, blur
 
 
-def oracle_frames(kind: str, frames: np.ndarray, truth: np.ndarray, keys: set[int]) -> np.ndarray:
-    """What a refiner of ``frames`` that knew the truth could reach, in-between frames only (keyframes kept):
+def oracle_frames(kinds: tuple[str, ...], frames: np.ndarray, truth: np.ndarray, keys: set[int]) -> dict:
+    """What a refiner of ``frames`` that knew the truth could reach, in-between frames only (keyframes kept),
+    per kind of ``ORACLES``:
 
     * ``lowfreq4``: ``frames + blur_4px(truth - frames)``: the best correction of the residual output's
       band (its Gaussian, sigma 4 px), in pixels;
     * ``latent4`` / ``latent0``: ``frames + blur(D(E(truth)) - D(E(frames)))``: the residual output of a
       perfect latent refiner (x0 = the true frame's TAEF2 latent), with the decoder's blur (sigma 4) / none.
+
+    The VAE round trips are made once for all latent kinds.
     """
     import cv2
 
@@ -65,21 +68,22 @@ def oracle_frames(kind: str, frames: np.ndarray, truth: np.ndarray, keys: set[in
     from tgvc_rt.models import load_model_set
 
     idx = [f for f in range(len(frames)) if f not in keys]
-    out = frames.copy()
+    out = {kind: frames.copy() for kind in kinds}
     h, w = frames.shape[1:3]
-    ae = load_model_set("default").autoencoder(batch=4) if kind.startswith("latent") else None
-    sigma = {"lowfreq4": 4.0, "latent4": 4.0, "latent0": 0.0}[kind]
+    ae = load_model_set("default").autoencoder(batch=4) if any(ORACLES[k][0] == "latent" for k in kinds) else None
     for i in range(0, len(idx), 8):
         sel = idx[i:i + 8]
-        f, t = frames[sel].astype(np.float32), truth[sel].astype(np.float32)
-        if ae is None:
-            change = t - f
-        else:
-            change = (ae.decode_float(ae.encode(_pad8(truth[sel])))
-                      - ae.decode_float(ae.encode(_pad8(frames[sel]))))[:, :h, :w]
-        if sigma > 0:
-            change = np.stack([cv2.GaussianBlur(c, (0, 0), sigma) for c in change])
-        out[sel] = np.clip(np.rint(f + change), 0, 255).astype(np.uint8)
+        f = frames[sel].astype(np.float32)
+        changes = {"pixels": truth[sel].astype(np.float32) - f}
+        if ae is not None:
+            changes["latent"] = (ae.decode_float(ae.encode(_pad8(truth[sel])))
+                                 - ae.decode_float(ae.encode(_pad8(frames[sel]))))[:, :h, :w]
+        for kind in kinds:
+            source, sigma = ORACLES[kind]
+            change = changes[source]
+            if sigma > 0:
+                change = np.stack([cv2.GaussianBlur(c, (0, 0), sigma) for c in change])
+            out[kind][sel] = np.clip(np.rint(f + change), 0, 255).astype(np.uint8)
     return out
 
 
@@ -100,9 +104,8 @@ def run_clip(src: Path, bpp: float, configs: dict, metrics: tuple[str, ...], wor
                             config=configs.get(name, {}), decode_s=seconds))
         if name == "interp" and oracles:
             keys = {f for g in read_bitstream(data).groups for f in (g.start, g.end)}
-            for kind in oracles:
-                rows.append(measure(src, oracle_frames(kind, frames, video.frames, keys), data, tgv,
-                                    f"oracle_{kind}", metrics, work, epe=False))
+            for kind, oracle in oracle_frames(oracles, frames, video.frames, keys).items():
+                rows.append(measure(src, oracle, data, tgv, f"oracle_{kind}", metrics, work, epe=False))
     return rows
 
 
@@ -132,7 +135,7 @@ def main(argv=None) -> int:
     ap.add_argument("--baselines", nargs="+", default=["warp"], choices=["warp", "interp"],
                     help="decode modes measured beside the diffusion settings (the default decode is interp)")
     ap.add_argument("--no-epe", action="store_true", help="skip the motion-fidelity EPE (re-tracking)")
-    ap.add_argument("--oracles", nargs="*", default=[], choices=ORACLES,
+    ap.add_argument("--oracles", nargs="*", default=[], choices=list(ORACLES),
                     help="rows of refiners of the interp frames that know the truth (oracle_frames; needs interp)")
     ap.add_argument("--out", default="benchmarks/results/diffusion_sweep.json")
     args = ap.parse_args(argv)
