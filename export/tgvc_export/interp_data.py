@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from .data import TRAIN_CLIPS, VAL_CLIPS, VIDEO_DIR, crop_to_multiple
-from .latents import CACHE_DIR, encode_frames
+from .latents import CACHE_DIR
 from .taef2 import load_taef2
-from .warp_data import cache_decoded, code_clip
+from .warp_data import cache_decoded, code_clip, save_decoded
 
 RATES = (0.003, 0.005, 0.01)  # bits per pixel of the training encodes (around the 0.005 operating point)
 
@@ -79,7 +79,7 @@ def make_synth_interp_data(stills_dir: Path, count: int, seed: int = 0, rates: t
     from tgvc_rt.types import Video, VideoMeta
 
     from .keyframe_restore_data import still_paths
-    from .synthetic_clips import synthetic_clips
+    from .synthetic_clips import SynthConfig, synthetic_clips
 
     torch.set_num_threads(2)
     (cache_dir / "synth").mkdir(parents=True, exist_ok=True)
@@ -87,22 +87,19 @@ def make_synth_interp_data(stills_dir: Path, count: int, seed: int = 0, rates: t
         [[Path(p).relative_to(stills_dir).as_posix(), lic] for p, lic in still_paths(stills_dir)], indent=1))
     encoder = load_taef2()[0]
     summary = {}
-    for i, (name, frames, fps) in enumerate(synthetic_clips(stills_dir, count, seed)):
+    for i, (name, render) in enumerate(synthetic_clips(stills_dir, count, seed)):
         path = synth_path(name, cache_dir)
         if path.exists():
             summary[name] = {"cached": True}
             continue
         bpp = rates[i % len(rates)]
         t0 = time.time()
-        video = Video(frames, VideoMeta(frames.shape[2], frames.shape[1], fps, 1))
+        frames = render()
+        video = Video(frames, VideoMeta(frames.shape[2], frames.shape[1], SynthConfig.fps, 1))
         decoded, groups, nbytes = code_clip(video, bpp, "interp", seed=0, effort=effort)
-        decoded = np.ascontiguousarray(crop_to_multiple(decoded))
-        with torch.no_grad():
-            lat = encode_frames(encoder, decoded)
-        np.savez(path, frames=decoded, latents=lat, groups=groups, bytes=nbytes,
-                 truth=np.ascontiguousarray(crop_to_multiple(frames)), bpp=bpp)
-        summary[name] = {"bpp": bpp, "groups": len(groups), "bytes": nbytes, "s": round(time.time() - t0, 1)}
-        print(name, summary[name], flush=True)
+        arrays = {"truth": np.ascontiguousarray(crop_to_multiple(frames)), "bpp": bpp}
+        summary[name] = save_decoded(path, encoder, decoded, groups, nbytes, True, arrays, bpp=bpp,
+                                     codec_s=round(time.time() - t0, 1))
     return summary
 
 

@@ -166,10 +166,10 @@ def make_clip(rng: np.random.Generator, stills, cfg: SynthConfig = SynthConfig()
 
 
 def synthetic_clips(stills_dir: Path, count: int, seed: int = 0, cfg: SynthConfig = SynthConfig()):
-    """Yield (name, frames, fps) of ``count`` seeded clips."""
+    """Yield (name, render) of ``count`` seeded clips: ``render()`` makes the frames (each clip has its own
+    generator, so skipping one changes no other)."""
     stills = load_stills(stills_dir)
     if not stills:
         raise SystemExit(f"no stills under {stills_dir}: see the module doc")
     for i in range(count):
-        rng = np.random.default_rng([seed, i])
-        yield f"synth{seed}_{i:03d}", make_clip(rng, stills, cfg), cfg.fps
+        yield f"synth{seed}_{i:03d}", lambda i=i: make_clip(np.random.default_rng([seed, i]), stills, cfg)

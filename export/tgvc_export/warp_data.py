@@ -85,14 +85,24 @@ def cache_decoded(clips: tuple[str, ...], rates: tuple[float, ...], path_of: Cal
                 continue
             t0 = time.time()
             frames, groups, nbytes = decode(clip, bpp)
-            t1 = time.time()
-            frames = np.ascontiguousarray(crop_to_multiple(frames))
-            with torch.no_grad():
-                lat = encode_frames(encoder, frames)
-            np.savez(path, latents=lat, groups=groups, bytes=nbytes, **({"frames": frames} if keep_frames else {}))
-            summary[path.name] = {"frames": len(frames), "groups": len(groups), "bytes": nbytes,
-                                  "codec_s": round(t1 - t0, 1), "vae_s": round(time.time() - t1, 1)}
-            print(path.name, summary[path.name], flush=True)
+            summary[path.name] = save_decoded(path, encoder, frames, groups, nbytes, keep_frames,
+                                              codec_s=round(time.time() - t0, 1))
+    return summary
+
+
+def save_decoded(path: Path, encoder: torch.nn.Module, frames: np.ndarray, groups: np.ndarray, nbytes: int,
+                 keep_frames: bool, arrays: dict | None = None, **info) -> dict:
+    """VAE-encode decoded ``frames`` (cropped to a multiple of 8) and save ``latents``, ``groups``, ``bytes`` (the
+    ``frames`` with ``keep_frames``, and ``arrays``) at ``path``; prints and returns a summary (with ``info``)."""
+    t0 = time.time()
+    frames = np.ascontiguousarray(crop_to_multiple(frames))
+    with torch.no_grad():
+        lat = encode_frames(encoder, frames)
+    extra = {"frames": frames} if keep_frames else {}
+    np.savez(path, latents=lat, groups=groups, bytes=nbytes, **extra, **(arrays or {}))
+    summary = {"frames": len(frames), "groups": len(groups), "bytes": nbytes, **info,
+               "vae_s": round(time.time() - t0, 1)}
+    print(path.name, summary, flush=True)
     return summary
 
 
