@@ -19,13 +19,13 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import record, save, script_result, stage_stats  # noqa: E402
+from tgvc_rt.benchrecord import time_calls  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,14 +36,7 @@ def stats(samples: list[float]) -> dict:
 
 
 def bench(fn, reps: int, warmup: int = 2) -> dict:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return stats(times)
+    return stats(time_calls(fn, reps, warmup))
 
 
 def guidance_speed(K: int, F: int, C: int, h: int, w: int, reps: int, seed: int = 0) -> dict:

@@ -25,6 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paths import VIDEOS_DIR as VIDEO_DIR  # noqa: E402
 from tgvc_export.keyframe_restore import keyframes_of_stream, luma, restore_numpy  # noqa: E402
+from tgvc_rt.benchrecord import time_calls  # noqa: E402
 from tgvc_rt.io.y4m import read_y4m_planes  # noqa: E402
 from tgvc_rt.metrics.msssim import ms_ssim  # noqa: E402
 from tgvc_rt.metrics.psnr import psnr_per_frame  # noqa: E402
@@ -53,12 +54,7 @@ def time_onnx(path: str, width: int = 352, height: int = 288, runs: int = 20) ->
         so.intra_op_num_threads = threads
         sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         feed = {"image": x, "scale": np.array([0.75], np.float32)}
-        sess.run(None, feed)
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            sess.run(None, feed)
-            times.append(time.perf_counter() - t0)
+        times = time_calls(lambda: sess.run(None, feed), runs)
         out[f"ms_threads{threads}_median"] = 1000 * float(np.median(times))
         out[f"ms_threads{threads}_min"] = 1000 * float(np.min(times))
     return out

@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
+
+from tgvc_rt.benchrecord import time_calls
 
 from .export_onnx import ort_session
 
@@ -23,6 +24,13 @@ def _inputs(name: str, width: int, height: int, frames: int, tracks: int) -> dic
         return {"sample": rng.standard_normal((1, frames, 32, h, w), np.float32),
                 "timestep": np.array([400.0], np.float32),
                 "cond": rng.standard_normal((1, frames, 65, h, w), np.float32)}
+    if name == "interpolator":  # one frame pair at the size the runtime pads to, with the tracks of a group
+        from tgvc_rt.models.interpolator import padded_size
+
+        from .interpolator_export import example_inputs
+
+        hp, wp = padded_size(height, width)
+        return {k: v.numpy() for k, v in example_inputs(1, hp, wp, tracks).items()}
     base = rng.random((height, width), np.float32)
     clip = np.stack([np.roll(base, (t, 2 * t), (0, 1)) for t in range(frames)])[None, :, None]
     q = rng.random((1, tracks, 2), np.float32) * np.array([width - 16, height - 16], np.float32) + 8
@@ -42,12 +50,7 @@ def time_model_set(folder: Path, width: int = 352, height: int = 288, frames: in
         feed = _inputs(name, width, height, frames, tracks)
         for key, file in files.items():
             sess = ort_session(folder / file, threads)
-            sess.run(None, feed)
-            times = []
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                sess.run(None, feed)
-                times.append(time.perf_counter() - t0)
+            times = time_calls(lambda: sess.run(None, feed), reps)
             result["seconds"][key] = {"mean": round(float(np.mean(times)), 4), "std": round(float(np.std(times)), 4),
                                       "min": round(float(np.min(times)), 4)}
     return result

@@ -47,6 +47,18 @@ PACKAGES = (("numpy", ("numpy",)), ("onnxruntime", ("onnxruntime", "onnxruntime-
             ("constriction", ("constriction",)), ("av", ("av",)), ("scipy", ("scipy",)))
 
 
+def time_calls(fn, repeat: int, warmup: int = 1) -> list[float]:
+    """Seconds of each of ``repeat`` calls of ``fn()``, after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def stage_stats(samples: list[float]) -> dict:
     """Mean, sample standard deviation, minimum and median of one stage's timings (seconds)."""
     values = [float(v) for v in samples]
