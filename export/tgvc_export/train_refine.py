@@ -148,8 +148,8 @@ class Refiner:
         """Output pixels [B, F', 3, H, W] (0-1) of the picked frames for windows z [B, F, 32, h, w]."""
         b = z.shape[0]
         a = self.abar[t].view(b, 1, 1, 1, 1)
-        clean = z  # anchors are the keyframe latents, the in-between frames start from the interp latents
-        sample = a.sqrt() * clean + (1 - a).sqrt() * noise
+        # the warm start: anchors are the keyframe latents, the in-between frames start from the interp latents
+        sample = a.sqrt() * z + (1 - a).sqrt() * noise
         pred = model(sample, t.float(), make_cond(z, z))
         x0 = (sample - (1 - a).sqrt() * pred) / a.sqrt()
         sel_x0 = x0[:, pick].flatten(0, 1)
